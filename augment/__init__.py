@@ -1,0 +1,1 @@
+"""Box-aware image transforms and data-set level augmentation."""

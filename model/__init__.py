@@ -1,0 +1,1 @@
+"""ModelConfig, the RetinaNet factory, Lightning modules, grid search, prediction, evaluation."""

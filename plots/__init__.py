@@ -1,0 +1,1 @@
+"""Every figure: functions take data and return a matplotlib Figure."""

@@ -1,0 +1,1 @@
+"""Raster sources, catalogues, filters, the tile grid, box assignment and the tile store."""
