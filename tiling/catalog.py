@@ -1,0 +1,225 @@
+"""Catalogues: pair CSVs with rasters, read them and convert positions/diameters to pixels.
+
+Pixel convention: origin at the top-left corner of the top-left pixel, first pixel centre at 0.5.
+``one_based=True`` is for SExtractor-style catalogues (first pixel centre = 1.0): x = X_IMAGE - 0.5.
+Row numbers in errors count the header as line 1, so the first data row is row 2.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tiling.errors import CatalogError
+from tiling.raster import RasterSource, open_raster
+
+_BOX = ("xmin", "ymin", "xmax", "ymax")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A raster and its catalogue CSV, paired by file stem (``name``)."""
+
+    name: str
+    raster: Path
+    catalog: Path
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".fits.fz", ".fits.gz"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def pair_files(
+    images_dir: str | Path,
+    datasets_dir: str | Path,
+    image_names: list[str] | None = None,
+    dataset_names: list[str] | None = None,
+) -> list[Pair]:
+    """Pair each CSV in ``datasets_dir`` with the raster of the same stem in ``images_dir``.
+
+    Explicit lists (i-th image with i-th dataset) override stem pairing. Raises ``CatalogError``
+    naming unpaired or missing files.
+    """
+    images_dir, datasets_dir = Path(images_dir), Path(datasets_dir)
+    if image_names is not None or dataset_names is not None:
+        if image_names is None or dataset_names is None or len(image_names) != len(dataset_names):
+            raise CatalogError(
+                f"image_filenames {image_names} and dataset_filenames {dataset_names} must be "
+                "lists of the same length (i-th image with i-th dataset)"
+            )
+        pairs = [
+            Pair(_stem(Path(i)), images_dir / i, datasets_dir / d)
+            for i, d in zip(image_names, dataset_names, strict=True)
+        ]
+        missing = [str(p) for pr in pairs for p in (pr.raster, pr.catalog) if not p.exists()]
+        if missing:
+            raise CatalogError(f"missing files: {missing}; check the file names and folders")
+        return pairs
+    csvs = {_stem(p): p for p in sorted(datasets_dir.glob("*.csv"))}
+    rasters = {_stem(p): p for p in sorted(images_dir.iterdir()) if p.is_file()}
+    unpaired = sorted(set(csvs) - set(rasters))
+    if unpaired or not csvs:
+        raise CatalogError(
+            f"catalogues without a raster of the same stem in {images_dir}: "
+            f"{[str(csvs[s]) for s in unpaired] or 'no CSV in ' + str(datasets_dir)}; "
+            "rename them or pass image_filenames/dataset_filenames"
+        )
+    return [Pair(s, rasters[s], csvs[s]) for s in csvs]
+
+
+def _numeric(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
+    values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        row = int(bad[0]) + 2
+        raise CatalogError(
+            f"{path}: row {row}, column {col!r}: value {df[col].iloc[bad[0]]!r} is not a finite "
+            "number (row 1 is the header)"
+        )
+    return values
+
+
+def _columns(df: pd.DataFrame, columns: dict[str, str] | None, path: Path) -> dict[str, str]:
+    mapping = {k: k for k in ("x", "y", "diameter", "label") if k in df.columns}
+    if set(_BOX) <= set(df.columns) and not {"x", "y"} <= set(df.columns):
+        mapping = {k: k for k in (*_BOX, "label") if k in df.columns}
+    if columns:
+        mapping = {k: v for k, v in mapping.items() if k == "label"} | dict(columns)
+    need = _BOX if "xmin" in mapping else ("x", "y", "diameter")
+    missing = [k for k in need if mapping.get(k) not in df.columns]
+    if missing:
+        raise CatalogError(
+            f"{path}: missing column(s) {[mapping.get(k, k) for k in missing]}; the file has "
+            f"{list(df.columns)}; map yours with columns={{'x': ..., 'y': ..., 'diameter': ...}}"
+        )
+    return mapping
+
+
+def _scale(raster: RasterSource, unit: str, path: Path) -> float:
+    """World units per pixel -> pixels per unit of the diameter column."""
+    if unit == "px":
+        return 1.0
+    per = {"m": 1.0, "km": 1000.0, "map": 1.0, "deg": 1.0, "arcmin": 1 / 60, "arcsec": 1 / 3600}
+    if unit not in per:
+        raise CatalogError(f"{path}: unknown diameter_unit {unit!r}; use one of px, {list(per)}")
+    if unit in ("m", "km"):
+        _require_metres(raster, path)
+    return per[unit] / raster.pixel_size()
+
+
+def _require_metres(raster: RasterSource, path: Path) -> None:
+    from pyproj import CRS
+
+    if raster.crs_wkt is None:
+        raise CatalogError(f"{path}: raster {raster.path} has no CRS; use diameter_unit='px'")
+    unit = CRS.from_wkt(raster.crs_wkt).axis_info[0].unit_name
+    if unit not in ("metre", "meter"):
+        raise CatalogError(
+            f"{path}: raster {raster.path} CRS unit is {unit!r}, not metres; "
+            "use diameter_unit='map' or 'px'"
+        )
+
+
+def _to_pixels(
+    raster: RasterSource, a: np.ndarray, b: np.ndarray, coords: str, path: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    if coords == "pixel":
+        return a, b
+    if coords in ("map", "sky"):
+        return raster.world_to_pixel(a, b)
+    if coords == "lonlat":
+        from pyproj import CRS, Transformer
+
+        if raster.crs_wkt is None:
+            raise CatalogError(f"{path}: raster {raster.path} has no CRS; cannot convert lon/lat")
+        crs = CRS.from_wkt(raster.crs_wkt)
+        t = Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
+        return raster.world_to_pixel(*t.transform(a, b))
+    raise CatalogError(f"{path}: unknown coords {coords!r}; use pixel, map, lonlat or sky")
+
+
+def _sky(df: pd.DataFrame, cx: str, cy: str) -> tuple[np.ndarray, np.ndarray]:
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    ra, dec = df[cx].astype(str).to_numpy(), df[cy].astype(str).to_numpy()
+    unit = (u.hourangle, u.deg) if ":" in ra[0] or " " in ra[0].strip() else (u.deg, u.deg)
+    c = SkyCoord(ra, dec, unit=unit)
+    return c.ra.deg, c.dec.deg
+
+
+def read_catalog(
+    csv_path: str | Path,
+    raster_path: str | Path,
+    *,
+    columns: dict[str, str] | None = None,
+    coords: str = "pixel",
+    diameter_unit: str = "px",
+    label: str | None = None,
+    one_based: bool = False,
+) -> pd.DataFrame:
+    """Read a catalogue CSV into float ``x``, ``y``, ``diameter`` (pixels) and str ``label``.
+
+    Args:
+        csv_path: the CSV. raster_path: its raster (opened with ``open_raster``).
+        columns: map of x/y/diameter/label (or xmin/ymin/xmax/ymax boxes) to the CSV's names.
+        coords: "pixel", "map" (raster CRS), "lonlat" (degrees, via the CRS's geodetic CRS) or
+            "sky" (RA/Dec degrees or sexagesimal strings).
+        diameter_unit: "px", "m", "km", "map", or for sky rasters "deg", "arcmin", "arcsec".
+        label: constant label when the CSV has none (default "object").
+        one_based: pixel coords with first pixel centre at 1.0 (SExtractor): subtract 0.5.
+
+    Returns:
+        DataFrame[N] with x, y, diameter (float64) and label (str); objects outside dropped.
+    """
+    path = Path(csv_path)
+    try:
+        df = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise CatalogError(f"{path}: cannot read the CSV ({err})") from err
+    m = _columns(df, columns, path)
+    with open_raster(raster_path) as raster:
+        if "xmin" in m:
+            x0, y0, x1, y1 = (_numeric(df, m[k], path) for k in _BOX)
+            a, b, d = (x0 + x1) / 2, (y0 + y1) / 2, ((x1 - x0) + (y1 - y0)) / 2
+        else:
+            if coords == "sky" and df[m["x"]].dtype == object:
+                a, b = _sky(df, m["x"], m["y"])
+            else:
+                a, b = _numeric(df, m["x"], path), _numeric(df, m["y"], path)
+            d = _numeric(df, m["diameter"], path)
+        bad = np.flatnonzero(d <= 0)
+        if bad.size:
+            raise CatalogError(
+                f"{path}: row {bad[0] + 2}, column {m.get('diameter', 'xmax')!r}: diameter "
+                f"{d[bad[0]]} is not positive"
+            )
+        x, y = _to_pixels(raster, a, b, coords, path)
+        d = d * _scale(raster, diameter_unit, path)
+        h, w = raster.height, raster.width
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if one_based:
+        x, y = x - 0.5, y - 0.5
+    labels = (
+        df[m["label"]].astype(str) if "label" in m else pd.Series([label or "object"] * len(df))
+    )
+    out = pd.DataFrame({"x": x, "y": y, "diameter": np.asarray(d, float), "label": labels.values})
+    inside = (out.x >= 0) & (out.x < w) & (out.y >= 0) & (out.y < h)
+    if not inside.all():
+        warnings.warn(f"{path}: dropped {(~inside).sum()} objects outside the raster", stacklevel=2)
+    return out[inside].reset_index(drop=True)
+
+
+def summarize_catalogs(catalogs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Count and diameter min/median/max (px) per raster and label."""
+    frames = [df.assign(raster=name) for name, df in catalogs.items()]
+    g = pd.concat(frames).groupby(["raster", "label"])["diameter"]
+    return g.agg(count="count", d_min="min", d_median="median", d_max="max").reset_index()
