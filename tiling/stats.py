@@ -1,0 +1,103 @@
+"""Band statistics of a tile store, from a sample of tiles, excluding nodata pixels.
+
+Used to normalise the network's input (``image_mean``/``image_std``) and to stretch tiles for
+display (the percentiles). The sample is bounded (``max_tiles`` tiles, each subsampled on a regular
+pixel lattice so that at most ``max_pixels`` pixels per band are read), so the cost does not grow
+with the store. A pixel is excluded when every band is nodata (see :func:`tiling.reader.nodata_pixels`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tiling.reader import nodata_pixels
+
+log = logging.getLogger(__name__)
+
+#: Percentiles stored in ``meta["band_stats"]["percentiles"]`` (keys are these strings).
+PERCENTILES = ("0.5", "2", "50", "98", "99.5")
+
+
+def sample_tiles(counts: Sequence[int], max_tiles: int, seed: int) -> list[tuple[int, int]]:
+    """Up to ``max_tiles`` ``(array k, row)`` pairs drawn without replacement, sorted.
+
+    Args:
+        counts: number of tiles in each array.
+        max_tiles: sample size cap.
+        seed: seeds the draw.
+    """
+    total = int(sum(counts))
+    flat = np.random.default_rng(seed).choice(total, size=min(total, max_tiles), replace=False)
+    starts = np.cumsum([0, *counts])
+    ks = np.searchsorted(starts, np.sort(flat), side="right") - 1
+    return [(int(k), int(i - starts[k])) for k, i in zip(ks, np.sort(flat), strict=True)]
+
+
+def band_stats(
+    arrays: Sequence[str | Path],
+    nodata: Sequence[float | None],
+    *,
+    max_tiles: int = 256,
+    max_pixels: int = 2_000_000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Per-band mean, std and percentiles over the valid pixels of a sample of tiles.
+
+    Args:
+        arrays: ``.npy`` files of ``[N_k, C, T, T]`` tiles (same ``C``).
+        nodata: nodata value of each array's raster (or ``None``).
+        max_tiles: tiles sampled at most (over all arrays).
+        max_pixels: pixels per band read at most.
+        seed: seeds the sample.
+
+    Returns:
+        ``{"mean": [C], "std": [C], "percentiles": {"0.5": [C], ...}, "sample_tiles": n,
+        "sample_pixels": n}``, plain floats. With no valid pixel at all, mean 0, std 1 and
+        percentiles 0 (with a warning).
+    """
+    maps = [np.load(p, mmap_mode="r") for p in arrays]
+    picks = sample_tiles([len(m) for m in maps], max_tiles, seed)
+    channels, size = maps[0].shape[1], maps[0].shape[-1]
+    step = max(1, math.ceil(math.sqrt(size * size * max(len(picks), 1) / max_pixels)))
+    parts = []
+    for k, i in picks:
+        tile = np.asarray(maps[k][i, :, ::step, ::step])
+        parts.append(tile[:, ~nodata_pixels(tile, nodata[k])].astype(np.float64))
+    del maps
+    values = np.concatenate(parts, axis=1) if parts else np.zeros((channels, 0))
+    values = values[:, ~np.isnan(values).any(axis=0)]  # a NaN in some bands only
+    return _summarise(values, len(picks))
+
+
+def _summarise(values: np.ndarray, n_tiles: int) -> dict[str, Any]:
+    """Statistics of ``values[C, n]``."""
+    channels = values.shape[0]
+    if values.shape[1] == 0:
+        warnings.warn(
+            "no valid (non-nodata) pixel in the sampled tiles; band statistics default to "
+            "mean 0, std 1",
+            stacklevel=3,
+        )
+        zeros = [0.0] * channels
+        return {
+            "mean": zeros,
+            "std": [1.0] * channels,
+            "percentiles": {q: zeros for q in PERCENTILES},
+            "sample_tiles": n_tiles,
+            "sample_pixels": 0,
+        }
+    pct = np.percentile(values, [float(q) for q in PERCENTILES], axis=1)
+    return {
+        "mean": values.mean(axis=1).tolist(),
+        "std": values.std(axis=1).tolist(),
+        "percentiles": {q: row.tolist() for q, row in zip(PERCENTILES, pct, strict=True)},
+        "sample_tiles": n_tiles,
+        "sample_pixels": int(values.shape[1]),
+    }
