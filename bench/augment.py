@@ -1,0 +1,169 @@
+"""Benchmark: augmentation throughput per CPU core vs the training step's appetite for tiles.
+
+Prints, in one process with ``torch.set_num_threads(1)``:
+
+1. tiles per second of the ``"default"`` recipe on 256 x 256 single-band float32 tiles (a few
+   boxes each), in per-sample mode (one ``transform(image, target)`` call per tile) and in batch
+   mode (one call per batch of 16, the ``on_after_batch_transfer`` path);
+2. for reference, torchvision v2's per-sample geometric pipeline (flips + scale jitter) next to
+   ours restricted to D4 + crop-zoom in batch mode;
+3. images per second of one training step (forward + backward + SGD step, batch of 4) of the
+   default model: a torchvision RetinaNet with a ResNet-18 FPN backbone (P3-P7), random weights
+   (``weights=None, weights_backbone=None``), trainable BatchNorm, one input band,
+   ``min_size=max_size=256``. It is built here directly with torchvision because ``model/`` is
+   written by others in parallel; with 1 thread and with the default thread count.
+
+The target is augmentation at least 10x faster (per core) than the model consumes tiles.
+
+Run: ``.venv/bin/python -m bench.augment [--batches 20] [--steps 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torchvision import tv_tensors
+from torchvision.models.detection import RetinaNet
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+from torchvision.transforms import v2
+
+from augment import D4, Compose, RandomApply, RandomCropZoom, Transform, build_transform
+
+TILE, BATCH = 256, 16
+
+
+def make_batch(n: int, gen: torch.Generator) -> tuple[torch.Tensor, list[dict]]:
+    """``n`` single-band tiles with 16-bit-like values and 5 round objects each."""
+    images = torch.rand(n, 1, TILE, TILE, generator=gen) * 4000 + 1000
+    targets = []
+    for _ in range(n):
+        xy = torch.rand(5, 2, generator=gen) * (TILE - 40) + 20
+        d = torch.rand(5, 1, generator=gen) * 30 + 4
+        boxes = torch.cat([xy - d / 2, xy + d / 2], dim=1)
+        targets.append({"boxes": boxes, "labels": torch.randint(0, 2, (5,), generator=gen)})
+    return images, targets
+
+
+def rate(fn: Callable[[], None], count: int, repeat: int) -> float:
+    """Items per second of ``fn()`` handling ``count`` items, best of ``repeat`` runs."""
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return count / best
+
+
+def augmentation_rates(batches: int) -> dict[str, float]:
+    """Tiles/s of the default recipe (per sample, batch) and of geometric-only pipelines."""
+    gen = torch.Generator().manual_seed(0)
+    images, targets = make_batch(BATCH * batches, gen)
+    default = build_transform("default")
+    geometric = Compose([D4(), RandomApply(RandomCropZoom(0.8, 1.25), p=0.5)])
+    tv = v2.Compose(
+        [
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            v2.RandomApply([v2.RandomAffine(degrees=0.0, scale=(0.8, 1.25))], p=0.5),
+            v2.ClampBoundingBoxes(),
+            v2.SanitizeBoundingBoxes(),
+        ]
+    )
+    tv_boxes = [
+        tv_tensors.BoundingBoxes(t["boxes"], format="XYXY", canvas_size=(TILE, TILE))
+        for t in targets
+    ]
+
+    def per_sample(t: Transform) -> None:
+        for i in range(len(images)):
+            t(images[i], targets[i], gen)
+
+    def batched(t: Transform) -> None:
+        for b in range(batches):
+            sl = slice(b * BATCH, (b + 1) * BATCH)
+            t(images[sl], targets[sl], gen)
+
+    def torchvision_per_sample() -> None:
+        for i in range(len(images)):
+            tv(tv_tensors.Image(images[i]), {"boxes": tv_boxes[i], "labels": targets[i]["labels"]})
+
+    n = len(images)
+    return {
+        "default, per sample": rate(lambda: per_sample(default), n, 2),
+        "default, batch of 16": rate(lambda: batched(default), n, 3),
+        "geometric (D4 + crop-zoom), batch of 16": rate(lambda: batched(geometric), n, 3),
+        "torchvision v2 flips + scale, per sample": rate(torchvision_per_sample, n, 2),
+    }
+
+
+def build_model() -> RetinaNet:
+    """RetinaNet, ResNet-18 FPN, random weights, 1 band, no internal resize (256 px)."""
+    backbone = resnet_fpn_backbone(
+        backbone_name="resnet18",
+        weights=None,
+        trainable_layers=5,
+        returned_layers=[2, 3, 4],
+        extra_blocks=LastLevelP6P7(256, 256),
+        norm_layer=nn.BatchNorm2d,
+    )
+    backbone.body.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    return RetinaNet(
+        backbone,
+        num_classes=2,
+        min_size=TILE,
+        max_size=TILE,
+        image_mean=[3000.0],
+        image_std=[1000.0],
+    )
+
+
+def training_rate(steps: int) -> float:
+    """Images per second of forward + backward + SGD step on batches of 4."""
+    torch.manual_seed(0)
+    model = build_model().train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    images, targets = make_batch(4, torch.Generator().manual_seed(1))
+
+    def step() -> None:
+        for _ in range(steps):
+            losses = model(list(images), targets)
+            opt.zero_grad()
+            sum(losses.values()).backward()
+            opt.step()
+
+    return rate(step, 4 * steps, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=20, help="batches of 16 tiles to augment")
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps")
+    args = parser.parse_args()
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, {TILE}x{TILE} single-band float32 tiles, 5 boxes each")
+    aug = augmentation_rates(args.batches)
+    for name, value in aug.items():
+        print(f"augment {name:<42s} {value:8.1f} tiles/s per core")
+    train_1 = training_rate(args.steps)
+    print(f"train step RetinaNet-R18-FPN, 1 thread {'':<21s} {train_1:8.2f} images/s")
+    torch.set_num_threads(default_threads)
+    train_n = training_rate(args.steps)
+    print(
+        f"train step RetinaNet-R18-FPN, {default_threads} threads {'':<20s} {train_n:8.2f} images/s"
+    )
+    for mode in ("default, per sample", "default, batch of 16"):
+        print(
+            f"ratio augment ({mode}, 1 core) / training: {aug[mode] / train_1:6.0f}x vs 1 thread, "
+            f"{aug[mode] / train_n:6.0f}x vs {default_threads} threads (target >= 10x)"
+        )
+
+
+if __name__ == "__main__":
+    main()
