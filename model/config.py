@@ -1,0 +1,378 @@
+"""``ModelConfig``: every hyperparameter of a RetinaNet run, validated once, saved everywhere.
+
+The config is a frozen dataclass with commented defaults (nanoGPT style). It validates itself on
+construction and raises :class:`~tiling.errors.ConfigError` naming the field, the value and the
+allowed values. ``to_dict`` gives a plain dict of JSON types (lists, not tuples) so that it can be
+stored inside every checkpoint (``checkpoint["hyper_parameters"]["config"]``) and read back with
+``torch.load(weights_only=True)``; ``from_dict`` restores tuples and rejects unknown keys.
+
+Anchor sizes are in pixels of the tile, one tuple per pyramid level: 5 levels (P3-P7, strides
+8-128) or 6 with ``stride4`` (P2-P7, strides 4-128). ``"auto"`` means "derive them from the
+catalogue's diameters" (``model.anchors.resolve_config``); the factory falls back to
+:func:`default_anchor_sizes` when it meets an unresolved ``"auto"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from tiling.errors import ConfigError
+
+BACKBONES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_large")
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULERS = ("none", "cosine", "onecycle")
+PRECISIONS = ("32", "16-mixed", "bf16-mixed")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+STRATEGIES = (
+    "auto",
+    "ddp",
+    "ddp_spawn",
+    "ddp_notebook",
+    "ddp_find_unused_parameters_true",
+    "fsdp",
+    "single_device",
+)
+NORMS = ("batch", "group")
+MAX_ANCHOR_FACTOR = 1.5  # the largest anchor may be at most this many times the tile size
+
+
+def pyramid_strides(stride4: bool) -> tuple[int, ...]:
+    """Strides in pixels of the pyramid levels: (8, 16, 32, 64, 128), with P2 (4, 8, ..., 128)."""
+    return (4, 8, 16, 32, 64, 128) if stride4 else (8, 16, 32, 64, 128)
+
+
+def default_anchor_sizes(stride4: bool = False) -> tuple[tuple[float, ...], ...]:
+    """One square anchor per level equal to its stride: ((8,), (16,), ..., (128,)) [(4,) first with P2]."""
+    return tuple((float(s),) for s in pyramid_strides(stride4))
+
+
+def _fail(field: str, value: Any, allowed: str) -> ConfigError:
+    """Build the standard message: field, value, what is allowed."""
+    return ConfigError(f"ModelConfig.{field}={value!r} is invalid: expected {allowed}.")
+
+
+def _as_tuple(value: Any) -> Any:
+    """Turn nested lists into nested tuples (JSON/YAML give lists); leave other values alone."""
+    if isinstance(value, list | tuple):
+        return tuple(_as_tuple(v) for v in value)
+    return value
+
+
+def _as_plain(value: Any) -> Any:
+    """Turn nested tuples into lists and Paths into str, so JSON/YAML/weights_only can hold it."""
+    if isinstance(value, list | tuple):
+        return [_as_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _as_plain(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Every hyperparameter of one RetinaNet training run (validated on construction).
+
+    Sizes are in pixels of the tile. Lists read from YAML/JSON are normalised: ``anchor_sizes``
+    and ``aspect_ratios`` become tuples, ``classes``/``image_mean``/``image_std`` lists.
+    """
+
+    # --- network -------------------------------------------------------------------------------
+    backbone: str = "resnet18"  # resnet18 | resnet34 | resnet50 | mobilenet_v3_large (+ FPN)
+    weights: str | None = None  # local state-dict file to start from; None = random init
+    in_channels: int = 3  # image bands
+    classes: list[str] = dataclasses.field(default_factory=lambda: ["object"])  # label names
+    tile_size: int = 256  # tile side in px; the network never resizes (min/max size = this)
+    anchor_sizes: Any = "auto"  # "auto" or ((px, ...), ...) one tuple per pyramid level
+    aspect_ratios: tuple[float, ...] = (1.0,)  # h/w of anchors; square for round objects
+    scales_per_level: int = 3  # anchors per level when anchor_sizes is resolved from "auto"
+    stride4: bool = False  # add a stride-4 level (P2) for objects of a few pixels
+    norm: str = "batch"  # trainable norm layers in the backbone: batch | group
+    image_mean: list[float] | None = None  # per band, raw units; None = 0 until resolved
+    image_std: list[float] | None = None  # per band, raw units; None = 1 until resolved
+    # --- loss and post-processing --------------------------------------------------------------
+    focal_alpha: float = 0.25  # focal-loss weight of positives, in [0, 1]
+    focal_gamma: float = 2.0  # focal-loss focusing exponent, >= 0
+    score_thresh: float = 0.05  # detections scoring below are dropped
+    nms_thresh: float = 0.5  # IoU above which the weaker of two detections is suppressed
+    detections_per_img: int = 300  # kept per tile after NMS
+    topk_candidates: int = 1000  # best-scoring anchors per level considered before NMS
+    # --- optimisation --------------------------------------------------------------------------
+    optimizer: str = "adamw"  # adamw | sgd
+    lr: float = 1e-4  # learning rate
+    weight_decay: float = 1e-4  # L2 / decoupled weight decay
+    scheduler: str = "cosine"  # none | cosine | onecycle
+    batch_size: int = 8  # tiles per batch (per device)
+    max_epochs: int = 20  # training epochs
+    early_stopping_patience: int | None = None  # epochs without val improvement; None = off
+    augment: Any = "default"  # augmentation recipe name (augment.recipe) or recipe dict
+    # --- hardware ------------------------------------------------------------------------------
+    precision: str = "32"  # 32 | 16-mixed | bf16-mixed
+    accelerator: str = "auto"  # auto | cpu | gpu | cuda | mps
+    devices: Any = "auto"  # "auto", a count (>= 1, or -1 = all) or a list of device ids
+    strategy: str = "auto"  # auto | ddp | ddp_spawn | ddp_notebook | fsdp | ...
+    num_nodes: int = 1  # machines
+    num_workers: int = 0  # data-loading worker processes
+    seed: int = 0  # seeds torch/numpy/python and the data order
+
+    def __post_init__(self) -> None:
+        _normalise(self)
+        _validate_network(self)
+        _validate_anchors(self)
+        _validate_training(self)
+        _validate_hardware(self)
+
+    def __hash__(self) -> int:
+        return hash(self.to_json())
+
+    @property
+    def num_classes(self) -> int:
+        """Number of object classes (RetinaNet label ids are 0..num_classes-1)."""
+        return len(self.classes)
+
+    @property
+    def n_levels(self) -> int:
+        """Number of pyramid levels: 5 (P3-P7), 6 with ``stride4``."""
+        return 6 if self.stride4 else 5
+
+    # --- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (str, int, float, bool, None, list, dict only): JSON/YAML/checkpoint safe."""
+        return {f.name: _as_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """Build (and validate) a config from ``to_dict`` output; unknown keys are an error."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(
+                f"ModelConfig.from_dict expects a mapping, got {type(data).__name__}."
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"Unknown ModelConfig key(s) {unknown}; allowed keys are {sorted(known)}. "
+                "Fix the spelling or remove them."
+            )
+        return cls(**dict(data))
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Return the config as JSON text, and write it to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | Path) -> ModelConfig:
+        """Read a config from a JSON file path, or from JSON text (a str starting with ``{``)."""
+        text = source if isinstance(source, str) and source.lstrip().startswith("{") else None
+        if text is None:
+            text = _read_text(Path(source))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(
+                f"ModelConfig JSON from {str(source)[:80]!r} is invalid: {err}"
+            ) from err
+        return cls.from_dict(data)
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """Return the config as YAML text (fields in declaration order), writing ``path`` if given."""
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_yaml(cls, source: str | Path) -> ModelConfig:
+        """Read a config from a YAML file (a ``Path``, or a one-line str without ": ") or YAML text."""
+        text = str(source)
+        is_file = isinstance(source, Path) or not (
+            "\n" in text or ": " in text or text.lstrip().startswith("{")
+        )
+        if is_file:
+            text = _read_text(Path(source))
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(
+                f"ModelConfig YAML from {str(source)[:80]!r} is invalid: {err}"
+            ) from err
+        return cls.from_dict(data or {})
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        """A validated copy with ``changes`` applied; unknown field names are an error."""
+        return self.from_dict({**self.to_dict(), **changes})
+
+
+def _read_text(path: Path) -> str:
+    """Read a config file, with a clear error when it is missing."""
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist; check the path.")
+    return path.read_text()
+
+
+def _as_builtin(value: Any) -> Any:
+    """Numpy scalars/arrays -> Python numbers/lists, Path -> str, recursively (tuples stay tuples)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_as_builtin(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _as_builtin(v) for k, v in value.items()}
+    return value
+
+
+def _normalise(cfg: ModelConfig) -> None:
+    """Coerce file-friendly types: lists -> tuples for anchors/ratios, numpy -> Python, 32 -> "32"."""
+    put = object.__setattr__
+    for field in dataclasses.fields(cfg):
+        put(cfg, field.name, _as_builtin(getattr(cfg, field.name)))
+    if isinstance(cfg.anchor_sizes, list | tuple):
+        put(cfg, "anchor_sizes", _as_tuple(cfg.anchor_sizes))
+    if isinstance(cfg.aspect_ratios, list | tuple):
+        put(cfg, "aspect_ratios", tuple(cfg.aspect_ratios))
+    if isinstance(cfg.precision, int) and not isinstance(cfg.precision, bool):
+        put(cfg, "precision", str(cfg.precision))
+    for name in ("classes", "image_mean", "image_std", "devices"):
+        value = getattr(cfg, name)
+        if isinstance(value, tuple | list):
+            put(cfg, name, list(value))
+    if isinstance(cfg.augment, dict):
+        put(cfg, "augment", _as_plain(cfg.augment))
+
+
+def _check_choice(field: str, value: Any, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise _fail(field, value, f"one of {list(allowed)}")
+
+
+def _check_int(field: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _fail(field, value, f"an integer >= {low}")
+
+
+def _check_real(field: str, value: Any, low: float, high: float, *, open_low: bool = False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if ok:
+        ok = (value > low if open_low else value >= low) and value <= high
+    if not ok:
+        bracket = "(" if open_low else "["
+        raise _fail(field, value, f"a number in {bracket}{low}, {high}]")
+
+
+def _validate_network(cfg: ModelConfig) -> None:
+    _check_choice("backbone", cfg.backbone, BACKBONES)
+    if cfg.weights is not None and not isinstance(cfg.weights, str):
+        raise _fail("weights", cfg.weights, "a path (str) to a local weights file, or None")
+    _check_int("in_channels", cfg.in_channels, 1)
+    _check_int("tile_size", cfg.tile_size, 32)
+    _check_choice("norm", cfg.norm, NORMS)
+    _check_int("scales_per_level", cfg.scales_per_level, 1)
+    classes = cfg.classes
+    if (
+        not isinstance(classes, list)
+        or not classes
+        or not all(isinstance(c, str) and c for c in classes)
+        or len(set(classes)) != len(classes)
+    ):
+        raise _fail("classes", classes, "a non-empty list of distinct, non-empty class names")
+    for name in ("image_mean", "image_std"):
+        value = getattr(cfg, name)
+        if value is None:
+            continue
+        if len(value) != cfg.in_channels or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        ):
+            raise _fail(name, value, f"None or a list of {cfg.in_channels} numbers (in_channels)")
+    if cfg.image_std is not None and min(cfg.image_std) <= 0:
+        raise _fail("image_std", cfg.image_std, "positive numbers (one per band)")
+
+
+def _validate_anchors(cfg: ModelConfig) -> None:
+    ratios = cfg.aspect_ratios
+    if not isinstance(ratios, tuple) or not ratios or not all(_positive(r) for r in ratios):
+        raise _fail("aspect_ratios", ratios, "a non-empty tuple of positive numbers, e.g. (1.0,)")
+    sizes = cfg.anchor_sizes
+    if sizes == "auto":
+        return
+    n = cfg.n_levels
+    levels = f"{n} levels ({'P2-P7, stride4=True' if cfg.stride4 else 'P3-P7, stride4=False'})"
+    if not isinstance(sizes, tuple) or len(sizes) != n:
+        raise _fail(
+            "anchor_sizes", sizes, f'"auto" or one tuple of pixel sizes per level: {levels}'
+        )
+    flat = [s for level in sizes for s in (level if isinstance(level, tuple) else (None,))]
+    if not all(isinstance(level, tuple) and level for level in sizes) or not all(
+        _positive(s) for s in flat
+    ):
+        raise _fail("anchor_sizes", sizes, f"non-empty tuples of positive pixel sizes for {levels}")
+    if len({len(level) for level in sizes}) != 1:
+        raise _fail("anchor_sizes", sizes, "the same number of sizes at every level (shared head)")
+    if any(b <= a for a, b in itertools.pairwise(flat)):
+        raise _fail("anchor_sizes", sizes, "sizes strictly increasing within and across levels")
+    limit = MAX_ANCHOR_FACTOR * cfg.tile_size
+    if flat[-1] > limit:
+        raise _fail(
+            "anchor_sizes",
+            sizes,
+            f"a largest anchor <= {MAX_ANCHOR_FACTOR} x tile_size = {limit:g} px "
+            "(an anchor larger than the tile cannot match any object in it)",
+        )
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _validate_training(cfg: ModelConfig) -> None:
+    _check_real("focal_alpha", cfg.focal_alpha, 0.0, 1.0)
+    _check_real("focal_gamma", cfg.focal_gamma, 0.0, 10.0)
+    _check_real("score_thresh", cfg.score_thresh, 0.0, 1.0)
+    _check_real("nms_thresh", cfg.nms_thresh, 0.0, 1.0, open_low=True)
+    _check_int("detections_per_img", cfg.detections_per_img, 1)
+    _check_int("topk_candidates", cfg.topk_candidates, 1)
+    _check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
+    _check_real("lr", cfg.lr, 0.0, 10.0, open_low=True)
+    _check_real("weight_decay", cfg.weight_decay, 0.0, 1.0)
+    _check_choice("scheduler", cfg.scheduler, SCHEDULERS)
+    _check_int("batch_size", cfg.batch_size, 1)
+    _check_int("max_epochs", cfg.max_epochs, 1)
+    if cfg.early_stopping_patience is not None:
+        _check_int("early_stopping_patience", cfg.early_stopping_patience, 1)
+    if not (isinstance(cfg.augment, str) and cfg.augment) and not isinstance(cfg.augment, dict):
+        raise _fail(
+            "augment", cfg.augment, "a recipe name (e.g. 'default', 'none') or a recipe dict"
+        )
+
+
+def _validate_hardware(cfg: ModelConfig) -> None:
+    _check_choice("precision", cfg.precision, PRECISIONS)
+    _check_choice("accelerator", cfg.accelerator, ACCELERATORS)
+    _check_choice("strategy", cfg.strategy, STRATEGIES)
+    _check_int("num_nodes", cfg.num_nodes, 1)
+    _check_int("num_workers", cfg.num_workers, 0)
+    _check_int("seed", cfg.seed, 0)
+    devices = cfg.devices
+    ok = devices == "auto" or (
+        isinstance(devices, int)
+        and not isinstance(devices, bool)
+        and (devices >= 1 or devices == -1)
+    )
+    if isinstance(devices, list):
+        ok = bool(devices) and all(isinstance(d, int) and d >= 0 for d in devices)
+    if not ok:
+        raise _fail("devices", devices, '"auto", a count >= 1, -1 (all), or a list of device ids')

@@ -1,0 +1,209 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from model.config import ModelConfig, default_anchor_sizes, pyramid_strides
+from tiling.errors import ConfigError
+
+FIVE = ((8,), (16,), (32,), (64,), (128,))
+
+
+def test_defaults_are_valid():
+    config = ModelConfig()
+    assert config.backbone == "resnet18"
+    assert config.num_classes == 1
+    assert config.n_levels == 5
+    assert config.anchor_sizes == "auto"
+    assert ModelConfig(stride4=True).n_levels == 6
+    assert default_anchor_sizes(True)[0] == (4.0,)
+    assert pyramid_strides(False) == (8, 16, 32, 64, 128)
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"backbone": "vgg16"}, r"backbone='vgg16'.*resnet18"),
+        ({"weights": 3}, r"weights=3"),
+        ({"in_channels": 0}, r"in_channels=0.*>= 1"),
+        ({"tile_size": 16}, r"tile_size=16"),
+        ({"norm": "layer"}, r"norm='layer'.*batch"),
+        ({"scales_per_level": 0}, r"scales_per_level=0"),
+        ({"classes": []}, r"classes=\[\]"),
+        ({"classes": ["a", "a"]}, r"distinct"),
+        ({"image_mean": [0.0, 1.0]}, r"image_mean=\[0.0, 1.0\].*3 numbers"),
+        ({"image_std": [1.0, 0.0, 1.0]}, r"image_std=.*positive"),
+        ({"aspect_ratios": (0.0,)}, r"aspect_ratios"),
+        ({"anchor_sizes": "big"}, r"anchor_sizes='big'.*5 levels"),
+        ({"anchor_sizes": FIVE[:4]}, r"anchor_sizes=.*5 levels \(P3-P7"),
+        ({"anchor_sizes": FIVE, "stride4": True}, r"6 levels \(P2-P7"),
+        ({"anchor_sizes": ((8,), (16,), (-32,), (64,), (128,))}, r"positive pixel sizes"),
+        ({"anchor_sizes": ((8,), (16,), (), (64,), (128,))}, r"non-empty tuples"),
+        ({"anchor_sizes": ((8,), (32,), (16,), (64,), (128,))}, r"strictly increasing"),
+        ({"anchor_sizes": ((8, 9), (16,), (32,), (64,), (128,))}, r"same number of sizes"),
+        ({"anchor_sizes": FIVE, "tile_size": 64}, r"largest anchor <= 1.5 x tile_size = 96"),
+        ({"focal_alpha": 1.5}, r"focal_alpha=1.5.*\[0.0, 1.0\]"),
+        ({"focal_gamma": -1}, r"focal_gamma=-1"),
+        ({"score_thresh": 2.0}, r"score_thresh"),
+        ({"nms_thresh": 0.0}, r"nms_thresh=0.0.*\(0.0, 1.0\]"),
+        ({"detections_per_img": 0}, r"detections_per_img"),
+        ({"topk_candidates": 0}, r"topk_candidates"),
+        ({"optimizer": "adam"}, r"optimizer='adam'.*adamw.*sgd"),
+        ({"lr": -0.1}, r"lr=-0.1"),
+        ({"lr": 0}, r"lr=0"),
+        ({"weight_decay": -1.0}, r"weight_decay"),
+        ({"scheduler": "step"}, r"scheduler='step'.*onecycle"),
+        ({"batch_size": 0}, r"batch_size"),
+        ({"max_epochs": True}, r"max_epochs=True"),
+        ({"early_stopping_patience": 0}, r"early_stopping_patience=0"),
+        ({"augment": 3}, r"augment=3.*recipe"),
+        ({"precision": "64"}, r"precision='64'.*bf16-mixed"),
+        ({"accelerator": "tpu"}, r"accelerator='tpu'"),
+        ({"devices": 0}, r"devices=0"),
+        ({"devices": []}, r"devices=\[\]"),
+        ({"strategy": "horovod"}, r"strategy='horovod'.*ddp"),
+        ({"num_nodes": 0}, r"num_nodes"),
+        ({"num_workers": -1}, r"num_workers=-1"),
+        ({"seed": -1}, r"seed=-1"),
+    ],
+)
+def test_invalid_values_name_field_value_and_allowed(changes, match):
+    with pytest.raises(ConfigError, match=match):
+        ModelConfig(**changes)
+
+
+def test_valid_explicit_values_are_normalised(tmp_path):
+    config = ModelConfig(
+        anchor_sizes=[[4, 5], [8, 10], [16, 20], [32, 40], [64, 80], [128, 160]],
+        stride4=True,
+        aspect_ratios=[1.0, 2.0],
+        weights=tmp_path / "w.pt",
+        precision=32,
+        devices=(0, 1),
+        classes=("a", "b"),
+        image_mean=(1, 2, 3),
+        early_stopping_patience=3,
+        augment={"name": "d4"},
+    )
+    assert config.anchor_sizes[0] == (4, 5)
+    assert isinstance(config.anchor_sizes, tuple)
+    assert config.aspect_ratios == (1.0, 2.0)
+    assert config.weights == str(tmp_path / "w.pt")
+    assert config.precision == "32"
+    assert config.devices == [0, 1]
+    assert config.classes == ["a", "b"]
+    assert config.image_mean == [1, 2, 3]
+    assert config.num_classes == 2
+
+
+def _rich_config():
+    return ModelConfig(
+        backbone="mobilenet_v3_large",
+        in_channels=4,
+        classes=["fresh", "degraded"],
+        tile_size=512,
+        anchor_sizes=((6, 7.5, 9.4), (12, 15, 19), (24, 30, 38), (48, 60, 76), (95, 120, 151)),
+        aspect_ratios=(0.5, 1.0, 2.0),
+        image_mean=[100.0, 200.0, 300.0, 400.0],
+        image_std=[10.0, 20.0, 30.0, 40.0],
+        augment={"name": "compose", "transforms": [{"name": "d4", "symmetries": [0, 1]}]},
+        precision="bf16-mixed",
+        devices=[0],
+        strategy="ddp",
+        early_stopping_patience=5,
+    )
+
+
+def test_yaml_and_json_round_trip_files_and_text(tmp_path):
+    config = _rich_config()
+    assert ModelConfig.from_yaml(config.to_yaml(tmp_path / "c.yaml")) == config
+    assert ModelConfig.from_yaml(tmp_path / "c.yaml") == config
+    assert ModelConfig.from_yaml(str(tmp_path / "c.yaml")) == config
+    assert ModelConfig.from_json(config.to_json(tmp_path / "c.json")) == config
+    restored = ModelConfig.from_json(tmp_path / "c.json")
+    assert restored == config
+    assert isinstance(restored.anchor_sizes[0], tuple)
+    assert isinstance(restored.aspect_ratios, tuple)
+    assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+def test_to_dict_is_plain_and_survives_weights_only_load(tmp_path):
+    data = _rich_config().to_dict()
+    assert isinstance(data["anchor_sizes"], list)
+    assert isinstance(data["anchor_sizes"][0], list)
+    torch.save({"hyper_parameters": {"config": data}}, tmp_path / "c.pt")
+    loaded = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert ModelConfig.from_dict(loaded["hyper_parameters"]["config"]) == _rich_config()
+
+
+def test_unknown_keys_are_named(tmp_path):
+    data = {**ModelConfig().to_dict(), "learning_rate": 0.1, "bakbone": "x"}
+    with pytest.raises(ConfigError, match=r"\['bakbone', 'learning_rate'\]"):
+        ModelConfig.from_dict(data)
+    (tmp_path / "c.yaml").write_text("lr: 0.01\nepochs: 3\n")
+    with pytest.raises(ConfigError, match=r"Unknown ModelConfig key\(s\) \['epochs'\]"):
+        ModelConfig.from_yaml(tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match=r"expects a mapping, got list"):
+        ModelConfig.from_dict([1, 2])
+
+
+def test_partial_yaml_takes_defaults(tmp_path):
+    path = tmp_path / "c.yml"
+    path.write_text("backbone: resnet34\nanchor_sizes: [[8], [16], [32], [64], [128]]\n")
+    config = ModelConfig.from_yaml(path)
+    assert config.backbone == "resnet34"
+    assert config.anchor_sizes == ((8,), (16,), (32,), (64,), (128,))
+    assert config.lr == ModelConfig().lr
+
+
+def test_bad_files_give_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match=r"missing.yaml does not exist"):
+        ModelConfig.from_yaml(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match=r"missing.json does not exist"):
+        ModelConfig.from_json(Path(tmp_path / "missing.json"))
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"JSON from .* is invalid"):
+        ModelConfig.from_json(tmp_path / "bad.json")
+    with pytest.raises(ConfigError, match=r"YAML from .* is invalid"):
+        ModelConfig.from_yaml("a: [1, 2\nb: 3")
+
+
+def test_replace_validates_and_copies():
+    config = ModelConfig()
+    changed = config.replace(lr=0.01, classes=["a", "b"])
+    assert changed.lr == 0.01
+    assert changed.num_classes == 2
+    assert config.lr == ModelConfig().lr
+    with pytest.raises(ConfigError, match=r"lr=-1"):
+        config.replace(lr=-1)
+    with pytest.raises(ConfigError, match=r"\['nope'\]"):
+        config.replace(nope=1)
+
+
+def test_config_is_frozen():
+    with pytest.raises(AttributeError):
+        ModelConfig().lr = 1.0  # type: ignore[misc]
+
+
+def test_numpy_values_become_python_and_config_hashes(tmp_path):
+    import numpy as np
+
+    config = ModelConfig(
+        in_channels=np.int64(2),
+        image_mean=np.array([1.5, 2.5], dtype=np.float32),
+        image_std=[np.float64(1.0), np.float64(2.0)],
+        anchor_sizes=np.array([[8.0], [16.0], [32.0], [64.0], [128.0]]),
+        augment={"name": "d4", "symmetries": (0, 1)},
+    )
+    assert type(config.in_channels) is int
+    assert config.image_mean == [1.5, 2.5]
+    assert type(config.image_std[0]) is float
+    assert config.anchor_sizes[4] == (128.0,)
+    assert config.augment == {"name": "d4", "symmetries": [0, 1]}
+    assert ModelConfig.from_yaml(config.to_yaml()) == config
+    assert hash(config) == hash(ModelConfig.from_json(config.to_json()))
+    assert len({config, config.replace(), ModelConfig()}) == 2
+    path = tmp_path / "run.cfg"
+    path.write_text(config.to_yaml())
+    assert ModelConfig.from_yaml(str(path)) == config
+    assert ModelConfig.from_yaml("lr: 0.5").lr == 0.5
