@@ -2,7 +2,7 @@
 
 Every backbone is built with ``weights=None`` and trainable normalisation layers
 (``nn.BatchNorm2d`` or ``nn.GroupNorm``; never ``FrozenBatchNorm2d``), all layers trainable. The
-FPN returns 256-channel maps at strides 8, 16, 32 (P3-P5) plus P6/P7 (strides 64, 128) computed
+FPN returns ``fpn_channels``-channel maps (256 by default, as torchvision) at strides 8, 16, 32 (P3-P5) plus P6/P7 (strides 64, 128) computed
 from P5 (``LastLevelP6P7``); with ``stride4`` a stride-4 map (P2) comes first.
 """
 
@@ -17,7 +17,7 @@ from torchvision.models.detection.backbone_utils import (
     mobilenet_backbone,
     resnet_fpn_backbone,
 )
-from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelP6P7
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from tiling.errors import ConfigError
@@ -43,7 +43,12 @@ def norm_layer(norm: str) -> Callable[[int], nn.Module]:
 
 
 def build_backbone(
-    name: str, *, in_channels: int = 3, stride4: bool = False, norm: str = "batch"
+    name: str,
+    *,
+    in_channels: int = 3,
+    stride4: bool = False,
+    norm: str = "batch",
+    fpn_channels: int = FPN_CHANNELS,
 ) -> BackboneWithFPN:
     """Build a randomly initialised backbone + FPN.
 
@@ -52,13 +57,14 @@ def build_backbone(
         in_channels: bands of the input image (the first convolution is rebuilt when != 3).
         stride4: also return the stride-4 level (P2).
         norm: "batch" or "group".
+        fpn_channels: channels F of every pyramid map (torchvision's default is 256).
 
     Returns:
         A module mapping FloatTensor[B, in_channels, H, W] to an OrderedDict of
-        FloatTensor[B, 256, H/s, W/s] for s in (4,) 8, 16, 32, 64, 128.
+        FloatTensor[B, F, H/s, W/s] for s in (4,) 8, 16, 32, 64, 128.
     """
     layer = norm_layer(norm)
-    extra = LastLevelP6P7(FPN_CHANNELS, FPN_CHANNELS)
+    extra = LastLevelP6P7(fpn_channels, fpn_channels)
     if name.startswith("resnet"):
         backbone = resnet_fpn_backbone(
             backbone_name=name,
@@ -85,6 +91,10 @@ def build_backbone(
         )
     if in_channels != 3:
         replace_first_conv(backbone.body, in_channels)
+    if fpn_channels != FPN_CHANNELS:  # torchvision's builders fix 256: rebuild the pyramid
+        widths = [block[0].in_channels for block in backbone.fpn.inner_blocks]
+        backbone.fpn = FeaturePyramidNetwork(widths, fpn_channels, extra_blocks=extra)
+        backbone.out_channels = fpn_channels
     return backbone
 
 

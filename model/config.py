@@ -95,6 +95,7 @@ class ModelConfig:
     aspect_ratios: tuple[float, ...] = (1.0,)  # h/w of anchors; square for round objects
     scales_per_level: int = 3  # anchors per level when anchor_sizes is resolved from "auto"
     stride4: bool = False  # add a stride-4 level (P2) for objects of a few pixels
+    fpn_channels: int = 256  # channels of the FPN maps and the heads; 128 trains ~2x faster on CPU
     norm: str = "batch"  # trainable norm layers in the backbone: batch | group
     image_mean: list[float] | None = None  # per band, raw units; None = 0 until resolved
     image_std: list[float] | None = None  # per band, raw units; None = 1 until resolved
@@ -282,6 +283,7 @@ def _validate_network(cfg: ModelConfig) -> None:
     _check_int("tile_size", cfg.tile_size, 32)
     _check_choice("norm", cfg.norm, NORMS)
     _check_int("scales_per_level", cfg.scales_per_level, 1)
+    _check_int("fpn_channels", cfg.fpn_channels, 8)
     classes = cfg.classes
     if (
         not isinstance(classes, list)

@@ -30,7 +30,7 @@ from torchvision.models.detection.retinanet import RetinaNetClassificationHead, 
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import sigmoid_focal_loss
 
-from model.backbones import FPN_CHANNELS, build_backbone
+from model.backbones import build_backbone
 from model.config import ModelConfig, default_anchor_sizes
 from tiling.errors import ConfigError
 
@@ -123,17 +123,21 @@ def build_retinanet(config: ModelConfig) -> RetinaNet:
         holds the :class:`WeightsReport`.
     """
     backbone = build_backbone(
-        config.backbone, in_channels=config.in_channels, stride4=config.stride4, norm=config.norm
+        config.backbone,
+        in_channels=config.in_channels,
+        stride4=config.stride4,
+        norm=config.norm,
+        fpn_channels=config.fpn_channels,
     )
     anchors = anchor_generator(config)
     head = RetinaNetHead(
-        FPN_CHANNELS,
+        config.fpn_channels,
         anchors.num_anchors_per_location()[0],
         config.num_classes,
         **_head_norm(config),
     )
     head.classification_head = FocalClassificationHead(
-        FPN_CHANNELS,
+        config.fpn_channels,
         anchors.num_anchors_per_location()[0],
         config.num_classes,
         alpha=config.focal_alpha,

@@ -97,3 +97,25 @@ def circle_polygons(
     ring = np.stack([x[:, None] + r * np.cos(angle), y[:, None] + r * np.sin(angle)], axis=-1)
     ring = np.concatenate([ring, ring[:, :1]], axis=1)
     return shapely.polygons(ring)
+
+
+def write_catalog(
+    frame: pd.DataFrame, out_dir: str | Path, name: str, raster: str | Path
+) -> list[Path]:
+    """Write ``out_dir/<name>.csv`` and, when ``raster`` has a map CRS, ``out_dir/<name>.gpkg``.
+
+    A FITS raster (sky WCS, no map CRS) gets the CSV only: its ``ra``/``dec`` columns are the
+    world coordinates, and GIS formats have no sky reference system.
+
+    Returns:
+        The paths written.
+    """
+    from tiling.raster import open_raster
+
+    out_dir = Path(out_dir)
+    written = [write_csv(frame, out_dir / f"{name}.csv")]
+    with open_raster(raster) as src:
+        crs_wkt = src.crs_wkt
+    if crs_wkt:
+        written.append(write_geopackage(frame, out_dir / f"{name}.gpkg", crs_wkt=crs_wkt))
+    return written

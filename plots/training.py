@@ -64,7 +64,8 @@ def plot_training_curves(
         metric: the validation column.
     """
     dirs = _trial_dirs(trials)
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4))
+    ax_loss, ax_metric = fig.subplots(1, 2)
     for name, folder in dirs:
         metrics = read_trial_metrics(folder)
         if metrics.empty or "epoch" not in metrics:
@@ -128,7 +129,8 @@ def plot_detections(
     """
     n = len(images)
     nrows = max(1, int(np.ceil(n / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.4 * nrows), squeeze=False)
+    fig = Figure(figsize=(3.2 * ncols, 3.4 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
@@ -198,5 +200,6 @@ def _figure(ax: plt.Axes | None, size: tuple[float, float]) -> tuple[Figure, plt
     """The axes' figure, or a new figure and axes of ``size`` inches."""
     if ax is not None:
         return cast(Figure, ax.figure), ax
-    fig, ax = plt.subplots(figsize=size)
+    fig = Figure(figsize=size)
+    ax = fig.subplots()
     return fig, ax
