@@ -11,7 +11,6 @@ Store, in order of preference:
 
     python -m bench.train_step --store PATH            # an existing tile store folder
     python -m bench.train_step                         # builds one from the small synthetic data
-                                                       # (needs tiling.synthetic and tiling.store)
     python -m bench.train_step --fake                  # a store of discs on noise (test helper)
 
 Options: ``--steps 10 --warmup 2 --batch-size 8 --workers 2 --device auto --threads 0``.
@@ -20,7 +19,6 @@ Options: ``--steps 10 --warmup 2 --batch-size 8 --workers 2 --device auto --thre
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
 from pathlib import Path
 from typing import Any
@@ -36,29 +34,22 @@ OUT = Path(__file__).parent / "out"
 
 
 def open_or_build_store(args: argparse.Namespace) -> Any:
-    """The store to read: ``--store``, a synthetic store, or the fake disc store."""
+    """The store to read: ``--store``, a store of the small synthetic data, or the disc store."""
+    from tiling.store import TileStore, build_tile_store
+
     if args.store:
-        if importlib.util.find_spec("tiling.store") is None:  # until tiling.store exists
-            from tests.model.store_factory import FakeTileStore as TileStore
-        else:
-            from tiling.store import TileStore
         return TileStore(args.store)
     tile = ModelConfig().tile_size
-    if not args.fake and all(
-        importlib.util.find_spec(m) for m in ("tiling.synthetic", "tiling.store")
-    ):
+    if not args.fake:
         from tiling.catalog import read_catalog
-        from tiling.store import build_tile_store
         from tiling.synthetic import generate_dataset
 
         pairs = generate_dataset(OUT / "synthetic", small=True)
-        sources = [(raster, read_catalog(csv)) for raster, csv in pairs]
-        return build_tile_store(sources, OUT / "stores", tile_size=tile)
-    from tests.model.store_factory import FakeTileStore, write_disc_store
+        sources = [(raster, read_catalog(csv, raster)) for raster, csv in pairs]
+        return build_tile_store(sources, OUT / "stores", tile_size=tile, workers=args.workers)
+    from tests.model.store_factory import write_disc_store
 
-    return FakeTileStore(
-        write_disc_store(OUT / "fake_store", n_tiles=64, tile_size=tile, max_discs=12)
-    )
+    return TileStore(write_disc_store(OUT / "fake_store", n_tiles=64, tile_size=tile, max_discs=12))
 
 
 def make_step(module: RetinaNetModule, device: torch.device) -> Any:

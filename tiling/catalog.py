@@ -49,6 +49,9 @@ def pair_files(
     naming unpaired or missing files.
     """
     images_dir, datasets_dir = Path(images_dir), Path(datasets_dir)
+    missing_dirs = [str(d) for d in (images_dir, datasets_dir) if not d.is_dir()]
+    if missing_dirs:
+        raise CatalogError(f"folders not found: {missing_dirs}; check images_dir and datasets_dir")
     if image_names is not None or dataset_names is not None:
         if image_names is None or dataset_names is None or len(image_names) != len(dataset_names):
             raise CatalogError(
@@ -79,10 +82,11 @@ def _numeric(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
     values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
-        row = int(bad[0]) + 2
+        row, value = int(bad[0]) + 2, df[col].iloc[bad[0]]
+        shown = repr(value) if isinstance(value, str) else str(value)
         raise CatalogError(
-            f"{path}: row {row}, column {col!r}: value {df[col].iloc[bad[0]]!r} is not a finite "
-            "number (row 1 is the header)"
+            f"{path}: row {row}, column {col!r}: value {shown} is not a finite number "
+            "(row 1 is the header)"
         )
     return values
 
@@ -91,8 +95,9 @@ def _columns(df: pd.DataFrame, columns: dict[str, str] | None, path: Path) -> di
     mapping = {k: k for k in ("x", "y", "diameter", "label") if k in df.columns}
     if set(_BOX) <= set(df.columns) and not {"x", "y"} <= set(df.columns):
         mapping = {k: k for k in (*_BOX, "label") if k in df.columns}
-    if columns:
-        mapping = {k: v for k, v in mapping.items() if k == "label"} | dict(columns)
+    if columns:  # a partial map keeps the default names for the keys it leaves out
+        keys = (*_BOX, "label") if set(_BOX) & set(columns) else ("x", "y", "diameter", "label")
+        mapping = {k: k for k in keys if k in df.columns} | dict(columns)
     need = _BOX if "xmin" in mapping else ("x", "y", "diameter")
     missing = [k for k in need if mapping.get(k) not in df.columns]
     if missing:
@@ -101,6 +106,27 @@ def _columns(df: pd.DataFrame, columns: dict[str, str] | None, path: Path) -> di
             f"{list(df.columns)}; map yours with columns={{'x': ..., 'y': ..., 'diameter': ...}}"
         )
     return mapping
+
+
+def _check_world(
+    raster: RasterSource, coords: str, unit: str, one_based: bool, path: Path
+) -> None:
+    """Refuse combinations that would convert silently wrong (sky units on a map, and back)."""
+    sky = getattr(raster, "world", None) == "sky"
+    if one_based and coords != "pixel":
+        raise CatalogError(f"{path}: one_based=True applies to coords='pixel' only, not {coords!r}")
+    if coords == "sky" and not sky:
+        raise CatalogError(
+            f"{path}: coords='sky' needs a raster with a celestial WCS (FITS); {raster.path} has "
+            "none. Use coords='map' or 'lonlat' for map rasters."
+        )
+    if sky and coords in ("map", "lonlat"):
+        raise CatalogError(f"{path}: {raster.path} has a sky WCS; use coords='sky' (RA/Dec)")
+    if unit in ("deg", "arcmin", "arcsec") and not sky:
+        raise CatalogError(
+            f"{path}: diameter_unit={unit!r} is an angle, but {raster.path} has no celestial WCS; "
+            "use px, m, km or map."
+        )
 
 
 def _scale(raster: RasterSource, unit: str, path: Path) -> float:
@@ -146,13 +172,33 @@ def _to_pixels(
     raise CatalogError(f"{path}: unknown coords {coords!r}; use pixel, map, lonlat or sky")
 
 
-def _sky(df: pd.DataFrame, cx: str, cy: str) -> tuple[np.ndarray, np.ndarray]:
+def _sky(df: pd.DataFrame, cx: str, cy: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """RA/Dec strings (degrees, or sexagesimal ``hh:mm:ss``/``hh mm ss`` RA) to degrees."""
     from astropy import units as u
-    from astropy.coordinates import SkyCoord
+    from astropy.coordinates import Latitude, Longitude, SkyCoord
 
-    ra, dec = df[cx].astype(str).to_numpy(), df[cy].astype(str).to_numpy()
-    unit = (u.hourangle, u.deg) if ":" in ra[0] or " " in ra[0].strip() else (u.deg, u.deg)
-    c = SkyCoord(ra, dec, unit=unit)
+    for col in (cx, cy):
+        na = np.flatnonzero(df[col].isna().to_numpy())
+        if na.size:
+            raise CatalogError(
+                f"{path}: row {na[0] + 2}, column {col!r}: empty value (row 1 is the header)"
+            )
+    ra = [str(v).strip() for v in df[cx]]
+    dec = [str(v).strip() for v in df[cy]]
+    unit = (u.hourangle, u.deg) if ":" in ra[0] or " " in ra[0] else (u.deg, u.deg)
+    try:
+        c = SkyCoord(ra, dec, unit=unit)
+    except ValueError as err:
+        for i, (r, d) in enumerate(zip(ra, dec, strict=True)):
+            for col, v, kind, un in ((cx, r, Longitude, unit[0]), (cy, d, Latitude, unit[1])):
+                try:
+                    kind(v, unit=un)
+                except ValueError as bad:
+                    raise CatalogError(
+                        f"{path}: row {i + 2}, column {col!r}: value {v!r} is not a valid "
+                        f"{'RA' if col == cx else 'Dec'} in {un} ({bad}; row 1 is the header)"
+                    ) from err
+        raise CatalogError(f"{path}: columns {cx!r}, {cy!r}: not sky coordinates ({err})") from err
     return c.ra.deg, c.dec.deg
 
 
@@ -183,7 +229,7 @@ def read_catalog(
     path = Path(csv_path)
     try:
         df = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise CatalogError(f"{path}: cannot read the CSV ({err})") from err
     m = _columns(df, columns, path)
     with open_raster(raster_path) as raster:
@@ -191,22 +237,25 @@ def read_catalog(
             x0, y0, x1, y1 = (_numeric(df, m[k], path) for k in _BOX)
             a, b, d = (x0 + x1) / 2, (y0 + y1) / 2, ((x1 - x0) + (y1 - y0)) / 2
         else:
-            if coords == "sky" and df[m["x"]].dtype == object:
-                a, b = _sky(df, m["x"], m["y"])
+            if coords == "sky" and not all(
+                pd.api.types.is_numeric_dtype(df[m[k]]) for k in ("x", "y")
+            ):
+                a, b = _sky(df, m["x"], m["y"], path)
             else:
                 a, b = _numeric(df, m["x"], path), _numeric(df, m["y"], path)
             d = _numeric(df, m["diameter"], path)
         bad = np.flatnonzero(d <= 0)
         if bad.size:
+            col = m.get("diameter") or "/".join(m[k] for k in _BOX)
             raise CatalogError(
-                f"{path}: row {bad[0] + 2}, column {m.get('diameter', 'xmax')!r}: diameter "
-                f"{d[bad[0]]} is not positive"
+                f"{path}: row {bad[0] + 2}, column {col!r}: diameter {d[bad[0]]} is not positive"
             )
+        _check_world(raster, coords, diameter_unit, one_based, path)
         x, y = _to_pixels(raster, a, b, coords, path)
         d = d * _scale(raster, diameter_unit, path)
         h, w = raster.height, raster.width
     x, y = np.asarray(x, float), np.asarray(y, float)
-    if one_based:
+    if one_based:  # checked against coords before any conversion
         x, y = x - 0.5, y - 0.5
     labels = (
         df[m["label"]].astype(str) if "label" in m else pd.Series([label or "object"] * len(df))

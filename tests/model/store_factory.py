@@ -1,9 +1,8 @@
 """Tiny tile stores for model tests, written in the CONTRACTS on-disk format.
 
 ``write_disc_store`` draws bright discs on a noisy background (uint16, one raster array) and
-writes ``tiles_0.npy``, ``tiles.parquet``, ``boxes.parquet`` and ``meta.json``. ``open_store``
-returns ``tiling.store.TileStore`` when it exists (and opens the folder), else the small
-``FakeTileStore`` reader below, which implements the TileStore API the model package uses.
+writes ``tiles_0.npy``, ``tiles.parquet``, ``boxes.parquet`` and ``meta.json``; ``open_store`` opens
+it with the real ``tiling.store.TileStore``.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
 
@@ -129,62 +127,8 @@ def write_disc_store(
     return path
 
 
-class FakeTileStore:
-    """The TileStore API over a folder in the on-disk format (enough for the model package)."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self.meta = json.loads((self.path / "meta.json").read_text())
-        self.tiles = pd.read_parquet(self.path / "tiles.parquet")
-        self.boxes = pd.read_parquet(self.path / "boxes.parquet")
-        self.labels = list(self.meta["labels"])
-        self.tile_size = int(self.meta["tile_size"])
-        self.in_channels = int(self.meta["in_channels"])
-        self.band_stats = self.meta["band_stats"]
-        self._arrays = {}
-        self._by_id = self.tiles.set_index("tile_id")
-
-    def split_ids(self, split):
-        return self.tiles.loc[self.tiles["split"] == split, "tile_id"].to_numpy(np.int64)
-
-    def _array(self, k):
-        if k not in self._arrays:
-            self._arrays[k] = np.load(self.path / f"tiles_{k}.npy", mmap_mode="r")
-        return self._arrays[k]
-
-    def image(self, tile_id):
-        row = self._by_id.loc[int(tile_id)]
-        return np.asarray(self._array(int(row["array"]))[int(row["index"])])
-
-    def nodata_mask(self, tile_id):
-        row = self._by_id.loc[int(tile_id)]
-        nodata = self.meta["rasters"][int(row["array"])]["nodata"]
-        img = self.image(tile_id)
-        if nodata is None:
-            return np.zeros(img.shape[1:], dtype=bool)
-        return (img == nodata).all(axis=0)
-
-    def target(self, tile_id):
-        rows = self.boxes[self.boxes["tile_id"] == int(tile_id)]
-        return {
-            "boxes": torch.as_tensor(rows[BOX_COLUMNS].to_numpy(np.float32)).reshape(-1, 4),
-            "labels": torch.as_tensor(rows["label_id"].to_numpy(np.int64)),
-        }
-
-    def __len__(self):
-        return len(self.tiles)
-
-    def __getstate__(self):
-        return {"path": self.path}
-
-    def __setstate__(self, state):
-        self.__init__(state["path"])
-
-
 def open_store(path):
-    """``tiling.store.TileStore(path)`` when that module exists, else ``FakeTileStore(path)``."""
-    try:
-        from tiling.store import TileStore
-    except ImportError:
-        return FakeTileStore(path)
+    """The real ``tiling.store.TileStore`` over a folder written by :func:`write_disc_store`."""
+    from tiling.store import TileStore
+
     return TileStore(path)

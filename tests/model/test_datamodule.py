@@ -6,13 +6,13 @@ import torch
 
 from model.config import ModelConfig
 from model.datamodule import StoreRef, TileDataModule, TileDataset, collate_tiles, fill_values
-from tests.model.store_factory import FakeTileStore, write_disc_store
+from tests.model.store_factory import open_store, write_disc_store
 from tiling.errors import ConfigError
 
 
 @pytest.fixture
 def store(tmp_path):
-    return FakeTileStore(write_disc_store(tmp_path, n_tiles=12, tile_size=64, nodata=0))
+    return open_store(write_disc_store(tmp_path, n_tiles=12, tile_size=64, nodata=0))
 
 
 def test_dataset_items_are_float_tiles_with_nodata_at_the_band_mean(store):
@@ -47,7 +47,7 @@ def test_dataset_pickles_by_path_and_reopens(store):
     blob = pickle.dumps(ds)
     assert len(blob) < 20_000  # the pixels are not in it
     copy = pickle.loads(blob)
-    assert isinstance(copy.store, FakeTileStore) and copy.store.path == store.path
+    assert type(copy.store) is type(store) and copy.store.path == store.path
     assert torch.equal(copy[1][0], ds[1][0])
     assert StoreRef.of(store).open().path == store.path
 
@@ -76,7 +76,7 @@ def test_loaders_give_batches_of_the_configured_size(store, workers):
 
 def test_train_sampler_draws_fewer_empty_tiles(tmp_path):
     splits = ["train"] * 12
-    store = FakeTileStore(write_disc_store(tmp_path, n_tiles=12, splits=splits))
+    store = open_store(write_disc_store(tmp_path, n_tiles=12, splits=splits))
     config = ModelConfig(classes=store.labels, tile_size=64, batch_size=4)
     dm = TileDataModule(store, config, samples_per_epoch=2000, empty_weight=0.0)
     draws = np.array(list(dm.train_sampler()))
@@ -91,7 +91,7 @@ def test_fill_values_prefer_the_config_mean(store):
 
 
 def test_empty_split_and_unknown_split_raise(tmp_path):
-    store = FakeTileStore(write_disc_store(tmp_path, n_tiles=4, splits=["train"] * 4))
+    store = open_store(write_disc_store(tmp_path, n_tiles=4, splits=["train"] * 4))
     dm = TileDataModule(store, ModelConfig(classes=store.labels, tile_size=64))
     assert dm.has_split("train") and not dm.has_split("val")
     with pytest.raises(ConfigError, match="has no 'val' tiles"):

@@ -6,14 +6,14 @@ import torch
 from model.checkpoint import load_model
 from model.config import ModelConfig
 from model.grid import read_trial_metrics, run_grid
-from tests.model.store_factory import FakeTileStore, write_disc_store
+from tests.model.store_factory import open_store, write_disc_store
 
 
 @pytest.mark.slow
 def test_grid_trial_runs_on_two_cpu_processes(tmp_path):
     torch.set_num_threads(1)
     splits = ["train"] * 8 + ["val"] * 4  # no test split: one spawn fewer
-    store = FakeTileStore(write_disc_store(tmp_path / "store", n_tiles=12, splits=splits))
+    store = open_store(write_disc_store(tmp_path / "store", n_tiles=12, splits=splits))
     base = ModelConfig(
         batch_size=2,
         augment="flips",

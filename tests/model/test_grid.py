@@ -16,7 +16,7 @@ from model.grid import (
     trial_config,
     trial_id,
 )
-from tests.model.store_factory import FakeTileStore, write_disc_store
+from tests.model.store_factory import open_store, write_disc_store
 from tiling.errors import ConfigError, RasterDetectError
 
 torch.set_num_threads(2)
@@ -30,7 +30,7 @@ FAST = {
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    return FakeTileStore(write_disc_store(tmp_path_factory.mktemp("s"), n_tiles=12, tile_size=64))
+    return open_store(write_disc_store(tmp_path_factory.mktemp("s"), n_tiles=12, tile_size=64))
 
 
 @pytest.fixture

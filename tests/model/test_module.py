@@ -15,7 +15,7 @@ from model.module import (
     drop_degenerate,
     predict_tiles,
 )
-from tests.model.store_factory import FakeTileStore, write_disc_store
+from tests.model.store_factory import open_store, write_disc_store
 from tiling.errors import ConfigError
 
 torch.set_num_threads(2)
@@ -23,7 +23,7 @@ torch.set_num_threads(2)
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    return FakeTileStore(write_disc_store(tmp_path_factory.mktemp("s"), n_tiles=12, tile_size=64))
+    return open_store(write_disc_store(tmp_path_factory.mktemp("s"), n_tiles=12, tile_size=64))
 
 
 @pytest.fixture(scope="module")
