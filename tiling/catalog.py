@@ -108,9 +108,7 @@ def _columns(df: pd.DataFrame, columns: dict[str, str] | None, path: Path) -> di
     return mapping
 
 
-def _check_world(
-    raster: RasterSource, coords: str, unit: str, one_based: bool, path: Path
-) -> None:
+def _check_world(raster: RasterSource, coords: str, unit: str, one_based: bool, path: Path) -> None:
     """Refuse combinations that would convert silently wrong (sky units on a map, and back)."""
     sky = getattr(raster, "world", None) == "sky"
     if one_based and coords != "pixel":

@@ -197,7 +197,9 @@ class RowBuffer:
         """``ndarray[C, size, width]`` (a view) of the rows ``[row, row + size)``."""
         end = row + size
         have = self.top + self.rows.shape[1]
-        if self.rows.shape[1] == 0 or not self.top <= row <= have:  # nothing usable held: start afresh
+        if (
+            self.rows.shape[1] == 0 or not self.top <= row <= have
+        ):  # nothing usable held: start afresh
             self.top, self.rows, have = row, np.empty((src.count, 0, self.width), src.dtype), row
         if end > have:
             stop = min(src.height, -(-end // READ_ROWS) * READ_ROWS)
