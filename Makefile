@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR := runs/$(shell date +%Y%m%d-%H%M%S)
 PARAMS ?=
 
-.PHONY: install data run test lint clean
+.PHONY: install data run run-starfield test lint clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,12 +28,23 @@ run: data
 		-p output_dir $(RUN_DIR) $(PARAMS)
 	@echo "run written to $(RUN_DIR)"
 
+# The same notebook on the synthetic FITS star field (RA/Dec catalogue, sizes in arcsec).
+run-starfield: $(STAMP)
+	test -f data/starfield/images/star_field.fits || $(PY) -m tiling.starfield --out data/starfield
+	mkdir -p $(RUN_DIR)
+	$(VENV)/bin/papermill main.ipynb $(RUN_DIR)/main.ipynb -k python3 --cwd . \
+		-p output_dir $(RUN_DIR) -p images_dir data/starfield/images \
+		-p datasets_dir data/starfield/datasets -p coords sky -p diameter_unit arcsec \
+		-y '{columns: {x: ra, y: dec, diameter: diameter_arcsec}, test_rasters: []}' \
+		-p min_diameter 4 -p max_diameter 80 -p tiles_dir data/starfield/tiles $(PARAMS)
+	@echo "run written to $(RUN_DIR)"
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -6,7 +6,7 @@ trial per config through ``model.grid.run_grid`` with ``samples_per_epoch`` tile
 prints the best val/map_50, the per-epoch val/map_50 curve and the training time of each.
 
     python -m bench.gpu_check sweep --out /tmp/gc [--small] [--epochs 8] [--samples 480]
-                                    [--configs base group lr3e-3 ...] [--deadline SECONDS]
+                                    [--configs base group lr3e-3 ...] [--budget SECONDS]
     python -m bench.gpu_check predict --size 4096 --device cuda [--backbones resnet18 resnet50]
 
 ``--store-only`` builds the store and prints its path (for ``bench.train_step --store``).
@@ -102,8 +102,12 @@ def sweep(args: argparse.Namespace) -> None:
         params = dict(CONFIGS[name])
         if name == "epochs16":
             params["max_epochs"] = 2 * args.epochs
-        if args.deadline and time.perf_counter() - start > args.deadline:
-            print(f"[{name}] skipped: deadline {args.deadline} s passed", flush=True)
+        elapsed = time.perf_counter() - start
+        epochs = params.get("max_epochs", args.epochs)
+        per_epoch = sum(r["wall_s"] for r in rows) / max(1, sum(r["epochs"] for r in rows))
+        if args.budget and rows and elapsed + per_epoch * epochs > args.budget:
+            print(f"[{name}] skipped: {elapsed:.0f} s + ~{per_epoch * epochs:.0f} s would pass "
+                  f"the budget of {args.budget:.0f} s", flush=True)  # fmt: skip
             continue
         t0 = time.perf_counter()
         results = run_grid(
@@ -116,7 +120,7 @@ def sweep(args: argparse.Namespace) -> None:
             "config": name, "params": params, "status": r.get("status"),
             "error": r.get("error", ""), "best_val_map_50": r.get("val/map_50"),
             "best_epoch": r.get("best_epoch"), "test_map_50": r.get("test/map_50"),
-            "train_time_s": r.get("train_time_s"), "wall_s": round(wall, 1),
+            "train_time_s": r.get("train_time_s"), "wall_s": round(wall, 1), "epochs": epochs,
             "curve": curve(str(r["trial_dir"])),
         }  # fmt: skip
         rows.append(row)
@@ -186,7 +190,12 @@ def main() -> None:
     s.add_argument("--precision", default="32")
     s.add_argument("--limit", type=int, default=0, help="batches per epoch (0: all)")
     s.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
-    s.add_argument("--deadline", type=float, default=0, help="start no config after this (s)")
+    s.add_argument(
+        "--budget",
+        type=float,
+        default=0,
+        help="seconds for the sweep: skip a config whose estimated end passes it",
+    )
     s.add_argument("--results", help="JSON file of the rows, rewritten after each config")
     p = sub.add_parser("predict")
     p.add_argument("--size", type=int, default=4096)

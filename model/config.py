@@ -10,6 +10,11 @@ Anchor sizes are in pixels of the tile, one tuple per pyramid level: 5 levels (P
 8-128) or 6 with ``stride4`` (P2-P7, strides 4-128). ``"auto"`` means "derive them from the
 catalogue's diameters" (``model.anchors.resolve_config``); the factory falls back to
 :func:`default_anchor_sizes` when it meets an unresolved ``"auto"``.
+
+``input_stretch`` (for high-dynamic-range data, e.g. float FITS) maps each band to ``[0, 1]`` with a
+:mod:`tiling.stretch` curve inside the network, before ``image_mean``/``image_std`` (which are then
+in stretched units). Its limits live in ``stretch_params`` (``Stretch.to_dict()``, raw units), so
+that a checkpoint's config alone reproduces the stretch at prediction time.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +47,7 @@ STRATEGIES = (
     "single_device",
 )
 NORMS = ("batch", "group")
+INPUT_STRETCHES = ("none", "linear", "asinh", "log", "zscale")  # see tiling.stretch
 MAX_ANCHOR_FACTOR = 1.5  # the largest anchor may be at most this many times the tile size
 
 
@@ -83,6 +90,11 @@ class ModelConfig:
 
     Sizes are in pixels of the tile. Lists read from YAML/JSON are normalised: ``anchor_sizes``
     and ``aspect_ratios`` become tuples, ``classes``/``image_mean``/``image_std`` lists.
+
+    With ``input_stretch != "none"``, ``stretch_params`` is ``{"kind": input_stretch, "low": [C],
+    "high": [C]}`` (+ ``"a"`` for asinh/log): the :class:`tiling.stretch.Stretch` applied to the raw
+    bands, filled from the tile store's band statistics by ``model.anchors.resolve_config`` (None
+    until then; the factory refuses to build without it). ``"none"`` needs ``stretch_params=None``.
     """
 
     # --- network -------------------------------------------------------------------------------
@@ -97,8 +109,11 @@ class ModelConfig:
     stride4: bool = False  # add a stride-4 level (P2) for objects of a few pixels
     fpn_channels: int = 256  # channels of the FPN maps and the heads; 128 trains ~2x faster on CPU
     norm: str = "batch"  # trainable norm layers in the backbone: batch | group
-    image_mean: list[float] | None = None  # per band, raw units; None = 0 until resolved
-    image_std: list[float] | None = None  # per band, raw units; None = 1 until resolved
+    image_mean: list[float] | None = None  # per band, raw (or stretched) units; None = 0 until resolved
+    image_std: list[float] | None = None  # per band, raw (or stretched) units; None = 1 until resolved
+    input_stretch: str = "none"  # none | linear | asinh | log | zscale: per-band curve to [0, 1]
+    stretch_a: float | None = None  # asinh/log softening `a`; None = tiling.stretch's (0.1 / 1000)
+    stretch_params: dict[str, Any] | None = None  # fitted Stretch.to_dict(): kind, low/high [C] raw
     # --- loss and post-processing --------------------------------------------------------------
     focal_alpha: float = 0.25  # focal-loss weight of positives, in [0, 1]
     focal_gamma: float = 2.0  # focal-loss focusing exponent, >= 0
@@ -127,6 +142,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _normalise(self)
         _validate_network(self)
+        _validate_stretch(self)
         _validate_anchors(self)
         _validate_training(self)
         _validate_hardware(self)
@@ -143,6 +159,21 @@ class ModelConfig:
     def n_levels(self) -> int:
         """Number of pyramid levels: 5 (P3-P7), 6 with ``stride4``."""
         return 6 if self.stride4 else 5
+
+    @property
+    def nodata_fill(self) -> list[float] | None:
+        """Raw value per band given to nodata pixels, so that they normalise to 0 in the network.
+
+        ``image_mean`` without a stretch; with one, the raw value whose stretch is ``image_mean``
+        (:meth:`tiling.stretch.Stretch.invert`). None while ``image_mean`` (or the stretch) is unset.
+        """
+        if self.image_mean is None or self.input_stretch == "none":
+            return self.image_mean
+        if self.stretch_params is None:
+            return None
+        from tiling.stretch import Stretch
+
+        return list(Stretch.from_dict(self.stretch_params).invert(self.image_mean))
 
     # --- serialisation -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -252,8 +283,9 @@ def _normalise(cfg: ModelConfig) -> None:
         value = getattr(cfg, name)
         if isinstance(value, tuple | list):
             put(cfg, name, list(value))
-    if isinstance(cfg.augment, dict):
-        put(cfg, "augment", _as_plain(cfg.augment))
+    for name in ("augment", "stretch_params"):
+        if isinstance(getattr(cfg, name), dict):
+            put(cfg, name, _as_plain(getattr(cfg, name)))
 
 
 def _check_choice(field: str, value: Any, allowed: Sequence[str]) -> None:
@@ -302,6 +334,42 @@ def _validate_network(cfg: ModelConfig) -> None:
             raise _fail(name, value, f"None or a list of {cfg.in_channels} numbers (in_channels)")
     if cfg.image_std is not None and min(cfg.image_std) <= 0:
         raise _fail("image_std", cfg.image_std, "positive numbers (one per band)")
+
+
+def _validate_stretch(cfg: ModelConfig) -> None:
+    """``input_stretch`` a known kind, ``stretch_a`` None or > 0, ``stretch_params`` consistent."""
+    _check_choice("input_stretch", cfg.input_stretch, INPUT_STRETCHES)
+    if cfg.stretch_a is not None:
+        _check_real("stretch_a", cfg.stretch_a, 0.0, 1e6, open_low=True)
+    params = cfg.stretch_params
+    if params is None:
+        return
+    if cfg.input_stretch == "none":
+        raise _fail("stretch_params", params, 'None when input_stretch="none"')
+    from tiling.stretch import Stretch
+
+    try:
+        stretch = Stretch.from_dict(params)
+    except (ConfigError, TypeError, KeyError) as err:
+        raise _fail("stretch_params", params, f"a tiling.stretch Stretch.to_dict() ({err})") from err
+    numbers = [*stretch.low, *stretch.high, *([params["a"]] if "a" in params else [])]
+    if stretch.kind != cfg.input_stretch or len(stretch.low) != cfg.in_channels:
+        raise _fail(
+            "stretch_params",
+            params,
+            f'kind "{cfg.input_stretch}" (input_stretch) and {cfg.in_channels} low/high values '
+            "(in_channels)",
+        )
+    if not all(_finite(v) for v in numbers) or any(
+        h < lo for lo, h in zip(stretch.low, stretch.high, strict=True)
+    ):
+        raise _fail("stretch_params", params, "finite numbers with low <= high in every band")
+    if "a" in params and (params["a"] <= 0 or cfg.stretch_a not in (None, params["a"])):
+        raise _fail("stretch_params", params, f'"a" > 0 and equal to stretch_a={cfg.stretch_a}')
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _validate_anchors(cfg: ModelConfig) -> None:

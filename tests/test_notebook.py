@@ -90,3 +90,38 @@ def test_smoke_run(tmp_path):
     )
     assert (out_dir / "predictions.gpkg").exists()
     assert "precision" in json.loads((out_dir / "evaluation.json").read_text())["summary"]
+
+
+@pytest.mark.slow
+def test_smoke_run_on_the_star_field(tmp_path):
+    import papermill
+
+    from tiling.starfield import generate_star_field
+
+    generate_star_field(tmp_path / "sky", small=True, seed=0)
+    out_dir = tmp_path / "run"
+    papermill.execute_notebook(
+        str(ROOT / "main.ipynb"),
+        str(tmp_path / "main.ipynb"),
+        parameters={
+            "images_dir": str(tmp_path / "sky" / "images"),
+            "datasets_dir": str(tmp_path / "sky" / "datasets"),
+            "columns": {"x": "ra", "y": "dec", "diameter": "diameter_arcsec"},
+            "coords": "sky",
+            "diameter_unit": "arcsec",
+            "min_diameter": 4.0,
+            "test_rasters": [],
+            "tiles_dir": str(tmp_path / "tiles"),
+            "output_dir": str(out_dir),
+            "smoke": True,
+            "workers": 0,
+        },
+        kernel_name="python3",
+        cwd=str(ROOT),
+        progress_bar=False,
+    )
+    pred = pd.read_csv(out_dir / "predictions.csv")
+    assert {"x", "y", "diameter", "score", "label", "ra", "dec"} <= set(pred.columns)
+    assert not (out_dir / "predictions.gpkg").exists()  # no map CRS on the sky
+    results = pd.read_csv(out_dir / "grid_results.csv")
+    assert (results["status"] == "done").all()

@@ -1,7 +1,8 @@
 """Band statistics of a tile store, from a sample of tiles, excluding nodata pixels.
 
-Used to normalise the network's input (``image_mean``/``image_std``) and to stretch tiles for
-display (the percentiles). The sample is bounded (``max_tiles`` tiles, each subsampled on a regular
+Used to normalise the network's input (``image_mean``/``image_std``), to stretch tiles for
+display (the percentiles) and to fit the model's input stretch (``ModelConfig.input_stretch``: the
+percentiles, the zscale limits, and the quantiles that give the mean/std of stretched values). The sample is bounded (``max_tiles`` tiles, each subsampled on a regular
 pixel lattice so that at most ``max_pixels`` pixels per band are read), so the cost does not grow
 with the store. A pixel is excluded when every band is nodata (see :func:`tiling.reader.nodata_pixels`).
 """
@@ -18,11 +19,19 @@ from typing import Any
 import numpy as np
 
 from tiling.reader import nodata_pixels
+from tiling.stretch import fit_stretch
 
 log = logging.getLogger(__name__)
 
 #: Percentiles stored in ``meta["band_stats"]["percentiles"]`` (keys are these strings).
 PERCENTILES = ("0.5", "2", "50", "98", "99.5")
+
+#: Levels (percent) of ``meta["band_stats"]["quantiles"]``: centres of 100 equal-count bins, so the
+#: mean of ``f(quantiles)`` estimates the mean of ``f(pixel)`` for any monotone ``f`` (a stretch).
+QUANTILE_LEVELS = tuple(i + 0.5 for i in range(100))
+
+#: zscale contrast of ``meta["band_stats"]["zscale"]`` (IRAF's and astropy's default).
+ZSCALE_CONTRAST = 0.25
 
 
 def sample_tiles(counts: Sequence[int], max_tiles: int, seed: int) -> list[tuple[int, int]]:
@@ -58,9 +67,12 @@ def band_stats(
         seed: seeds the sample.
 
     Returns:
-        ``{"mean": [C], "std": [C], "percentiles": {"0.5": [C], ...}, "sample_tiles": n,
-        "sample_pixels": n}``, plain floats. With no valid pixel at all, mean 0, std 1 and
-        percentiles 0 (with a warning).
+        ``{"mean": [C], "std": [C], "percentiles": {"0.5": [C], ...}, "quantiles": {"levels": [N],
+        "values": [C][N]}, "zscale": {"low": [C], "high": [C], "contrast": 0.25},
+        "sample_tiles": n, "sample_pixels": n}``, plain floats in raw units (percentile and
+        quantile levels in percent, :data:`QUANTILE_LEVELS`; zscale limits from
+        :func:`tiling.stretch.fit_stretch`). With no valid pixel at all, mean 0, std 1 and every
+        percentile, quantile and limit 0 (with a warning).
     """
     maps = [np.load(p, mmap_mode="r") for p in arrays]
     picks = sample_tiles([len(m) for m in maps], max_tiles, seed)
@@ -90,14 +102,22 @@ def _summarise(values: np.ndarray, n_tiles: int) -> dict[str, Any]:
             "mean": zeros,
             "std": [1.0] * channels,
             "percentiles": {q: zeros for q in PERCENTILES},
+            "quantiles": {"levels": list(QUANTILE_LEVELS), "values": [[0.0] * 100] * channels},
+            "zscale": {"low": zeros, "high": zeros, "contrast": ZSCALE_CONTRAST},
             "sample_tiles": n_tiles,
             "sample_pixels": 0,
         }
     pct = np.percentile(values, [float(q) for q in PERCENTILES], axis=1)
+    zscale = fit_stretch("zscale", values, contrast=ZSCALE_CONTRAST)
     return {
         "mean": values.mean(axis=1).tolist(),
         "std": values.std(axis=1).tolist(),
         "percentiles": {q: row.tolist() for q, row in zip(PERCENTILES, pct, strict=True)},
+        "quantiles": {
+            "levels": list(QUANTILE_LEVELS),
+            "values": np.percentile(values, QUANTILE_LEVELS, axis=1).T.tolist(),
+        },
+        "zscale": {"low": list(zscale.low), "high": list(zscale.high), "contrast": ZSCALE_CONTRAST},
         "sample_tiles": n_tiles,
         "sample_pixels": int(values.shape[1]),
     }

@@ -336,7 +336,10 @@ class TileStore:
 
     @property
     def band_stats(self) -> dict[str, Any]:
-        """``{"mean": [C], "std": [C], "percentiles": {"0.5": [C], ...}}`` over valid pixels."""
+        """``{"mean": [C], "std": [C], "percentiles": {...}, "quantiles": {...}, ...}`` (``tiling.stats``).
+
+        Stores written before the input stretch lack ``"quantiles"`` and ``"zscale"``.
+        """
         return self.meta["band_stats"]
 
     def split_ids(self, split: str) -> np.ndarray:

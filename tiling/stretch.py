@@ -14,12 +14,13 @@ Limits are fitted on a sample of pixels (:func:`sample_pixels` reads a few rando
 the raster interface), never on the whole image. A fitted :class:`Stretch` is a frozen value
 that round-trips through :meth:`Stretch.to_dict` / :meth:`Stretch.from_dict` (plain JSON types),
 so it can be stored in a tile store's meta or a model config. ``apply`` takes numpy arrays or
-torch tensors ``[C, H, W]``.
+torch tensors ``[C, H, W]``; :meth:`Stretch.invert` maps stretched values back to raw units.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
@@ -51,6 +52,30 @@ class Stretch:
     def curve(self, u: Any) -> Any:
         """Map normalised values ``u`` in [0, 1] to [0, 1] (numpy array or torch tensor)."""
         return u
+
+    def inverse_curve(self, y: float) -> float:
+        """The ``u`` in [0, 1] whose :meth:`curve` is ``y`` in [0, 1] (scalars)."""
+        return y
+
+    def invert(self, values: Sequence[float]) -> tuple[float, ...]:
+        """Raw value per band whose stretch is ``values[c]`` (clipped to [0, 1]); ``low`` for a flat band.
+
+        Args:
+            values: one stretched value per band, e.g. a model's ``image_mean``.
+
+        Returns:
+            C raw values, in the units of ``low``/``high``.
+        """
+        if len(values) != len(self.low):
+            raise ConfigError(
+                f"{self.kind} stretch fitted on {len(self.low)} bands cannot invert "
+                f"{len(values)} values"
+            )
+        out = []
+        for y, low, high in zip(values, self.low, self.high, strict=True):
+            span = high - low if high > low else 0.0
+            out.append(low + span * self.inverse_curve(min(max(float(y), 0.0), 1.0)))
+        return tuple(out)
 
     def apply(self, array: Any, fill: float | None = 0.0) -> Any:
         """Stretch ``array`` ``[C, H, W]`` (numpy or torch) to float32 in ``[0, 1]``.
@@ -136,6 +161,9 @@ class AsinhStretch(Stretch):
         lib = torch if isinstance(u, torch.Tensor) else np
         return lib.arcsinh(u / self.a) / math.asinh(1.0 / self.a)
 
+    def inverse_curve(self, y: float) -> float:  # noqa: D102 - see Stretch.inverse_curve
+        return self.a * math.sinh(y * math.asinh(1.0 / self.a))
+
 
 @dataclass(frozen=True)
 class LogStretch(Stretch):
@@ -147,6 +175,9 @@ class LogStretch(Stretch):
     def curve(self, u: Any) -> Any:  # noqa: D102 - see class docstring
         lib = torch if isinstance(u, torch.Tensor) else np
         return lib.log1p(self.a * u) / math.log1p(self.a)
+
+    def inverse_curve(self, y: float) -> float:  # noqa: D102 - see Stretch.inverse_curve
+        return math.expm1(y * math.log1p(self.a)) / self.a
 
 
 #: Most pixels zscale looks at (IRAF's default is 1000; evenly strided through the sample).
