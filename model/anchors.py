@@ -28,7 +28,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from model.config import MAX_ANCHOR_FACTOR, ModelConfig, default_anchor_sizes, pyramid_strides
+from model.input_stretch import stretch_from_band_stats, stretched_mean_std
 from tiling.errors import ConfigError
+from tiling.stretch import Stretch
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +177,12 @@ def resolve_config(
     ``{"mean": [C], "std": [C], ...}``) ``in_channels`` becomes C and ``image_mean``/``image_std``
     are filled from it where they are None (a std of 0, a constant band, becomes 1).
 
+    With ``input_stretch`` set, ``stretch_params`` (when None) becomes the stretch fitted on the
+    band statistics (:func:`model.input_stretch.stretch_from_band_stats`: 0.5/99.5 percentiles,
+    or the stored zscale limits; ``stretch_a`` for asinh/log), and ``image_mean``/``image_std``
+    (when None) are those of the STRETCHED values in [0, 1], estimated from the stored quantiles
+    (:func:`model.input_stretch.stretched_mean_std`), or 0.5/0.25 when the stats have none.
+
     Args:
         config: the requested config.
         diameters: object diameters in tile pixels, [N], or None.
@@ -183,15 +191,7 @@ def resolve_config(
     Returns:
         A validated ModelConfig without "auto".
     """
-    changes: dict[str, Any] = {}
-    if band_stats is not None:
-        mean = [float(v) for v in band_stats["mean"]]
-        std = [float(v) if v > 0 else 1.0 for v in band_stats["std"]]
-        changes["in_channels"] = len(mean)
-        if config.image_mean is None:
-            changes["image_mean"] = mean
-        if config.image_std is None:
-            changes["image_std"] = std
+    changes = {} if band_stats is None else _band_changes(config, band_stats)
     if config.anchor_sizes == "auto":
         if diameters is None:
             changes["anchor_sizes"] = default_anchor_sizes(config.stride4)
@@ -206,3 +206,24 @@ def resolve_config(
     elif diameters is not None:
         check_anchors_cover(config, diameters)
     return config.replace(**changes)
+
+
+def _band_changes(config: ModelConfig, band_stats: Mapping[str, Any]) -> dict[str, Any]:
+    """``in_channels``, ``stretch_params``, ``image_mean``/``image_std`` from band statistics."""
+    mean = [float(v) for v in band_stats["mean"]]
+    std = [float(v) if v > 0 else 1.0 for v in band_stats["std"]]
+    changes: dict[str, Any] = {"in_channels": len(mean)}
+    if config.input_stretch != "none":
+        if config.stretch_params is not None:
+            stretch = Stretch.from_dict(config.stretch_params)
+        else:
+            stretch = stretch_from_band_stats(config.input_stretch, band_stats, config.stretch_a)
+            changes["stretch_params"] = stretch.to_dict()
+            logger.info("input stretch resolved to %s", changes["stretch_params"])
+        if config.image_mean is None or config.image_std is None:
+            mean, std = stretched_mean_std(stretch, band_stats)
+    if config.image_mean is None:
+        changes["image_mean"] = mean
+    if config.image_std is None:
+        changes["image_std"] = std
+    return changes

@@ -109,8 +109,8 @@ class ModelConfig:
     stride4: bool = False  # add a stride-4 level (P2) for objects of a few pixels
     fpn_channels: int = 256  # channels of the FPN maps and the heads; 128 trains ~2x faster on CPU
     norm: str = "batch"  # trainable norm layers in the backbone: batch | group
-    image_mean: list[float] | None = None  # per band, raw (or stretched) units; None = 0 until resolved
-    image_std: list[float] | None = None  # per band, raw (or stretched) units; None = 1 until resolved
+    image_mean: list[float] | None = None  # per band, raw or stretched units; None = 0
+    image_std: list[float] | None = None  # per band, raw or stretched units; None = 1
     input_stretch: str = "none"  # none | linear | asinh | log | zscale: per-band curve to [0, 1]
     stretch_a: float | None = None  # asinh/log softening `a`; None = tiling.stretch's (0.1 / 1000)
     stretch_params: dict[str, Any] | None = None  # fitted Stretch.to_dict(): kind, low/high [C] raw
@@ -351,7 +351,9 @@ def _validate_stretch(cfg: ModelConfig) -> None:
     try:
         stretch = Stretch.from_dict(params)
     except (ConfigError, TypeError, KeyError) as err:
-        raise _fail("stretch_params", params, f"a tiling.stretch Stretch.to_dict() ({err})") from err
+        raise _fail(
+            "stretch_params", params, f"a tiling.stretch Stretch.to_dict() ({err})"
+        ) from err
     numbers = [*stretch.low, *stretch.high, *([params["a"]] if "a" in params else [])]
     if stretch.kind != cfg.input_stretch or len(stretch.low) != cfg.in_channels:
         raise _fail(

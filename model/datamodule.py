@@ -112,9 +112,13 @@ def collate_tiles(items: Sequence[tuple[Tensor, Target]]) -> tuple[Tensor, list[
 
 
 def fill_values(config: ModelConfig, store: Any) -> list[float]:
-    """Nodata fill per band: ``config.image_mean`` when set, else the store's band means."""
-    if config.image_mean is not None:
-        return list(config.image_mean)
+    """Nodata fill per band (raw units): ``config.nodata_fill`` when set, else the store's band means.
+
+    ``nodata_fill`` is ``image_mean``, or with an input stretch the raw value that stretches to it.
+    """
+    fill = config.nodata_fill
+    if fill is not None:
+        return fill
     return [float(v) for v in store.band_stats["mean"]]
 
 

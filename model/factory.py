@@ -5,6 +5,8 @@ Differences from ``torchvision.models.detection.retinanet_resnet50_fpn``:
 - any backbone of :mod:`model.backbones` (random init, trainable norm layers, ``in_channels`` bands);
 - no hidden resize: :class:`NoResizeTransform` keeps every image at its size (min/max size are the
   tile size too) and normalises with the config's per-band mean/std (0/1 when unset), not ImageNet's;
+- optional input stretch (``config.input_stretch``): :class:`StretchTransform` maps each raw band
+  to ``[0, 1]`` (:class:`model.input_stretch.InputStretch`) before that normalisation;
 - anchors from the config (``"auto"`` unresolved falls back to one square anchor per stride);
 - focal loss alpha/gamma from the config (:class:`FocalClassificationHead`);
 - weights only from a local file (``config.weights``), loaded tensor by tensor, skipping shape
@@ -26,13 +28,16 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.detection import RetinaNet
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.retinanet import RetinaNetClassificationHead, RetinaNetHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import sigmoid_focal_loss
 
 from model.backbones import build_backbone
 from model.config import ModelConfig, default_anchor_sizes
+from model.input_stretch import InputStretch
 from tiling.errors import ConfigError
+from tiling.stretch import Stretch
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +50,47 @@ class NoResizeTransform(GeneralizedRCNNTransform):
     ) -> tuple[Tensor, dict[str, Tensor] | None]:
         """Return the image [C, H, W] and target unchanged (boxes stay in input pixels)."""
         return image, target
+
+    @property
+    def nodata_fill(self) -> list[float]:
+        """Raw value per band that normalises to 0: ``image_mean``."""
+        return list(self.image_mean)
+
+
+class StretchTransform(NoResizeTransform):
+    """NoResizeTransform that first stretches each raw band to ``[0, 1]``.
+
+    ``image_mean``/``image_std`` are then in stretched units. Images (a list of FloatTensor
+    [C, H, W], raw units) are stretched as one batch on their device, then normalised and padded
+    as by :class:`NoResizeTransform`.
+
+    Args:
+        min_size, max_size, image_mean, image_std: as GeneralizedRCNNTransform.
+        stretch: the fitted per-band stretch (``Stretch.from_dict(config.stretch_params)``).
+    """
+
+    def __init__(
+        self,
+        min_size: int,
+        max_size: int,
+        image_mean: list[float],
+        image_std: list[float],
+        stretch: Stretch,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(min_size, max_size, image_mean, image_std, **kwargs)
+        self.stretch = InputStretch(stretch)
+
+    def forward(
+        self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None
+    ) -> tuple[ImageList, list[dict[str, Tensor]] | None]:
+        """Stretch, then normalise and batch: ``(ImageList [B, C, H', W'], targets)``."""
+        return super().forward(self.stretch.stretch_list(list(images)), targets)
+
+    @property
+    def nodata_fill(self) -> list[float]:
+        """Raw value per band whose stretch is ``image_mean`` (normalises to 0)."""
+        return list(self.stretch.stretch.invert(self.image_mean))
 
 
 class FocalClassificationHead(RetinaNetClassificationHead):
@@ -111,7 +157,8 @@ def build_retinanet(config: ModelConfig) -> RetinaNet:
     """Build the RetinaNet described by ``config``; load ``config.weights`` when set.
 
     The model takes a list of FloatTensor[C, T, T] images (C = ``config.in_channels``, raw units;
-    normalised inside with ``image_mean``/``image_std``) and, in training, targets with ``boxes``
+    stretched to [0, 1] when ``config.input_stretch`` is set, then normalised inside with
+    ``image_mean``/``image_std``) and, in training, targets with ``boxes``
     FloatTensor[K, 4] (xyxy px) and ``labels`` LongTensor[K] (0..num_classes-1). In eval mode it
     returns per image ``boxes`` [D, 4] (xyxy px of the input), ``scores`` [D], ``labels`` [D].
 
@@ -121,6 +168,9 @@ def build_retinanet(config: ModelConfig) -> RetinaNet:
     Returns:
         The RetinaNet, in training mode. When weights were loaded, ``model.weights_report``
         holds the :class:`WeightsReport`.
+
+    Raises:
+        ConfigError: ``input_stretch`` set but ``stretch_params`` not resolved.
     """
     backbone = build_backbone(
         config.backbone,
@@ -160,10 +210,29 @@ def build_retinanet(config: ModelConfig) -> RetinaNet:
         detections_per_img=config.detections_per_img,
         topk_candidates=config.topk_candidates,
     )
-    model.transform = NoResizeTransform(config.tile_size, config.tile_size, mean, std)
+    model.transform = input_transform(config, mean, std)
     if config.weights is not None:
         model.weights_report = load_weights(model, config.weights)
     return model
+
+
+def input_transform(config: ModelConfig, mean: list[float], std: list[float]) -> NoResizeTransform:
+    """NoResizeTransform for ``input_stretch="none"``, else a StretchTransform of ``stretch_params``.
+
+    Args:
+        config: a validated ModelConfig.
+        mean, std: per-band normalisation (raw units, or stretched units with a stretch).
+    """
+    size = config.tile_size
+    if config.input_stretch == "none":
+        return NoResizeTransform(size, size, mean, std)
+    if config.stretch_params is None:
+        raise ConfigError(
+            f"ModelConfig.input_stretch={config.input_stretch!r} needs stretch_params (per-band "
+            "limits); resolve the config first with model.anchors.resolve_config(config, "
+            "diameters, band_stats), or set stretch_params to a tiling.stretch Stretch.to_dict()."
+        )
+    return StretchTransform(size, size, mean, std, Stretch.from_dict(config.stretch_params))
 
 
 def _head_norm(config: ModelConfig) -> dict[str, Any]:

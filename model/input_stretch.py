@@ -104,7 +104,7 @@ class InputStretch(nn.Module):
         self.stretch = stretch
         low = torch.tensor(stretch.low, dtype=torch.float64)
         span = torch.tensor(stretch.high, dtype=torch.float64) - low
-        span = torch.where(span > 0, span, torch.ones_like(span))  # flat band: everything -> 0
+        span = torch.where(span > 0, span, torch.ones_like(span))  # flat band: as Stretch.apply
         self.register_buffer("low", low[:, None, None], persistent=False)
         self.register_buffer("span", span[:, None, None], persistent=False)
 
@@ -121,7 +121,8 @@ class InputStretch(nn.Module):
         if not images:
             return images
         first = images[0]
-        if all(i.shape == first.shape and i.device == first.device for i in images):
+        key = (first.shape, first.device, first.dtype)
+        if all((i.shape, i.device, i.dtype) == key for i in images):
             return list(self(torch.stack(images)).unbind(0))
         return [self(image) for image in images]
 

@@ -227,7 +227,8 @@ def predict_tiles(
     pool = with_boxes if len(with_boxes) >= n else rows
     picks = np.unique(np.linspace(0, len(pool) - 1, num=min(n, len(pool))).round().astype(int))
     ids = pool["tile_id"].to_numpy(np.int64)[picks]
-    mean = getattr(getattr(net, "transform", None), "image_mean", None)
+    transform = getattr(net, "transform", None)
+    mean = getattr(transform, "nodata_fill", getattr(transform, "image_mean", None))
     fill = list(mean) if mean is not None else [float(v) for v in store.band_stats["mean"]]
     dataset = TileDataset(store, ids, fill)
     images = torch.stack([dataset.image(i) for i in range(len(dataset))])

@@ -3,7 +3,7 @@
 The raster is cut with the training grid (``tiling.grid.tile_grid``); a DataLoader over
 :class:`model.windows.WindowBatches` reads strips of windows in background worker processes (each
 opens the raster itself) while the model runs. Windows are fed as float32 in the raster's value
-range (nodata filled with the model's ``image_mean``); the model normalises them itself and never
+range (nodata filled with the config's ``nodata_fill``); the model stretches and normalises them itself and never
 resizes them. Detections go back to raster pixels in floating point and are merged by the rule in
 :mod:`model.merge`. Memory is bounded by one batch of windows plus the (score-filtered)
 detections, whatever the raster's size.
@@ -119,7 +119,8 @@ def predict_raster(
         workers: DataLoader worker processes reading windows (0 = in this process).
         device: "cpu", "cuda", ...; on CUDA, autocast and channels-last are used.
         classes: label names (default: the config's, else ``model.classes``, else "object").
-        fill: nodata fill per band (default the config's ``image_mean``, else the window mean).
+        fill: nodata fill per band, raw units (default the config's ``nodata_fill``: its
+            ``image_mean``, or the raw value that stretches to it; else the window mean).
         progress: show a tqdm bar (windows, megapixels per second).
 
     Returns:
@@ -130,7 +131,7 @@ def predict_raster(
     tile_size = tile_size or getattr(config, "tile_size", None) or 512
     score_thresh = _default(score_thresh, config, "score_thresh", 0.05)
     nms_thresh = _default(nms_thresh, config, "nms_thresh", 0.5)
-    fill = fill if fill is not None else getattr(config, "image_mean", None)
+    fill = fill if fill is not None else getattr(config, "nodata_fill", None)
     overlap = tile_size // 4 if overlap is None else overlap
     check_tiling(tile_size, overlap)
     with open_raster(raster_path) as raster:

@@ -1,12 +1,16 @@
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from model.config import ModelConfig, default_anchor_sizes, pyramid_strides
 from tiling.errors import ConfigError
+from tiling.stretch import Stretch
 
 FIVE = ((8,), (16,), (32,), (64,), (128,))
+ASINH = {"kind": "asinh", "low": [180.0, 0.0, 5.0], "high": [4e4, 1.0, 5.0], "a": 0.1}
 
 
 def test_defaults_are_valid():
@@ -65,6 +69,37 @@ def test_defaults_are_valid():
         ({"num_nodes": 0}, r"num_nodes"),
         ({"num_workers": -1}, r"num_workers=-1"),
         ({"seed": -1}, r"seed=-1"),
+        (
+            {"input_stretch": "sqrt"},
+            r"input_stretch='sqrt'.*'none', 'linear', 'asinh', 'log', 'zscale'",
+        ),
+        ({"stretch_a": 0.0}, r"stretch_a=0.0.*\(0.0, 1000000.0\]"),
+        (
+            {"stretch_params": {**ASINH, "a": 0.1}},
+            r"stretch_params=.*None when input_stretch=\"none\"",
+        ),
+        (
+            {"input_stretch": "asinh", "stretch_params": {"kind": "asinh"}},
+            r"stretch_params=.*needs exactly the keys",
+        ),
+        ({"input_stretch": "log", "stretch_params": ASINH}, r"stretch_params=.*kind \"log\""),
+        (
+            {"input_stretch": "asinh", "stretch_params": {**ASINH, "low": [0.0]}},
+            r"one value per band",
+        ),
+        (
+            {"input_stretch": "asinh", "in_channels": 2, "stretch_params": ASINH},
+            r"2 low/high values",
+        ),
+        (
+            {"input_stretch": "asinh", "stretch_params": {**ASINH, "high": [1, 1, -5]}},
+            r"low <= high",
+        ),
+        ({"input_stretch": "asinh", "stretch_params": {**ASINH, "a": "x"}}, r"finite numbers"),
+        (
+            {"input_stretch": "asinh", "stretch_params": ASINH, "stretch_a": 0.5},
+            r"equal to stretch_a=0.5",
+        ),
     ],
 )
 def test_invalid_values_name_field_value_and_allowed(changes, match):
@@ -125,6 +160,38 @@ def test_yaml_and_json_round_trip_files_and_text(tmp_path):
     assert isinstance(restored.anchor_sizes[0], tuple)
     assert isinstance(restored.aspect_ratios, tuple)
     assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+def test_input_stretch_round_trips_and_gives_a_raw_nodata_fill(tmp_path):
+    assert ModelConfig().input_stretch == "none" and ModelConfig().stretch_params is None
+    config = ModelConfig(
+        input_stretch="asinh",
+        stretch_a=0.1,
+        stretch_params={**ASINH, "low": (180, 0.0, 5.0)},  # tuples and ints are normalised
+        image_mean=[0.3, 0.5, 0.5],
+        image_std=[0.2, 0.2, 0.2],
+    )
+    assert config.stretch_params["low"] == [180, 0.0, 5.0]
+    assert ModelConfig.from_yaml(config.to_yaml(tmp_path / "s.yaml")) == config
+    assert ModelConfig.from_json(config.to_json()) == config
+    torch.save({"config": config.to_dict()}, tmp_path / "s.pt")
+    assert (
+        ModelConfig.from_dict(torch.load(tmp_path / "s.pt", weights_only=True)["config"]) == config
+    )
+    fill = config.nodata_fill  # raw values whose stretch is image_mean: they normalise to 0
+    stretched = Stretch.from_dict(config.stretch_params).apply(np.array(fill)[:, None, None])
+    np.testing.assert_allclose(stretched[:2, 0, 0], [0.3, 0.5], atol=1e-6)
+    assert fill[2] == 5.0  # flat band: its low
+    assert ModelConfig(image_mean=[1, 2, 3]).nodata_fill == [1, 2, 3]  # no stretch: image_mean
+    assert ModelConfig(input_stretch="log", image_mean=[1, 2, 3]).nodata_fill is None  # unresolved
+    log = ModelConfig(
+        input_stretch="log",
+        in_channels=1,
+        stretch_params={"kind": "log", "low": [0], "high": [1], "a": 1000.0},
+    )
+    assert log.replace(image_mean=[0.5]).nodata_fill[0] == pytest.approx(
+        math.expm1(0.5 * math.log1p(1000)) / 1000
+    )
 
 
 def test_to_dict_is_plain_and_survives_weights_only_load(tmp_path):

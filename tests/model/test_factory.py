@@ -1,5 +1,6 @@
 import logging
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -11,10 +12,13 @@ from model.config import ModelConfig
 from model.factory import (
     FocalClassificationHead,
     NoResizeTransform,
+    StretchTransform,
     build_retinanet,
     load_weights,
 )
+from model.input_stretch import InputStretch
 from tiling.errors import ConfigError
+from tiling.stretch import Stretch
 
 TILE = 64
 FIVE = ((8.0,), (16.0,), (32.0,), (64.0,), (96.0,))
@@ -93,6 +97,134 @@ def test_no_hidden_resize_and_config_normalisation():
     boxes = torch.tensor([[1.0, 2.0, 30.0, 40.0]])
     _, targets = model.transform(images[:1], [{"boxes": boxes, "labels": torch.tensor([0])}])
     assert torch.equal(targets[0]["boxes"], boxes)
+
+
+def test_no_stretch_is_the_plain_normalising_transform_bit_for_bit():
+    config = _config(in_channels=2, image_mean=[200.0, 5.0], image_std=[30.0, 2.0])
+    model = build_retinanet(config).eval()
+    assert type(model.transform) is NoResizeTransform
+    assert model.transform.nodata_fill == [200.0, 5.0]
+    images = [torch.rand(2, TILE, TILE) * 4e4 for _ in range(2)]
+    batch, _ = model.transform(images)
+    mean, std = torch.tensor([200.0, 5.0])[:, None, None], torch.tensor([30.0, 2.0])[:, None, None]
+    assert torch.equal(batch.tensors, torch.stack([(i - mean) / std for i in images]))
+
+
+# one band 0..40,000 ADU with a sky of ~200; a second band on another scale
+RAW = torch.tensor(
+    [
+        [
+            [-50.0, 150.0, 190.0, 200.0],
+            [210.0, 400.0, 5e3, 4e4],
+            [5e4, 195.5, 201.25, float("nan")],
+        ],
+        [[0.0, 0.1, 0.2, 0.5], [0.7, 0.9, 1.0, 1.5], [-1.0, 0.05, 0.95, 0.33]],
+    ]
+)
+PARAMS = {"low": [190.0, 0.1], "high": [4e4, 0.9]}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"kind": "linear", **PARAMS},
+        {"kind": "zscale", **PARAMS},
+        {"kind": "asinh", **PARAMS, "a": 0.1},
+        {"kind": "asinh", **PARAMS, "a": 0.001},
+        {"kind": "log", **PARAMS, "a": 1000.0},
+    ],
+)
+def test_stretch_transform_equals_tiling_stretch(params):
+    expected = Stretch.from_dict(params).apply(RAW.numpy())  # numpy, float64 inside
+    assert expected.min() == 0.0 and expected.max() == 1.0
+    config = _config(in_channels=2, input_stretch=params["kind"], stretch_params=params)
+    model = build_retinanet(config.replace(image_mean=[0.0, 0.0], image_std=[1.0, 1.0])).eval()
+    assert isinstance(model.transform, StretchTransform)
+    batch, _ = model.transform([RAW, RAW * 1])  # two images: stretched as one batch
+    np.testing.assert_allclose(batch.tensors[1, :, :3, :4].numpy(), expected, atol=1e-5, rtol=0)
+    assert batch.tensors.shape == (2, 2, 32, 32) and batch.image_sizes == [(3, 4), (3, 4)]
+    # then the usual normalisation, in stretched units
+    normed = build_retinanet(config.replace(image_mean=[0.5, 0.2], image_std=[0.25, 0.5])).eval()
+    out = normed.transform([RAW])[0].tensors[0, :, :3, :4].numpy()
+    mean, std = np.array([0.5, 0.2])[:, None, None], np.array([0.25, 0.5])[:, None, None]
+    np.testing.assert_allclose(out, (expected - mean) / std, atol=1e-4, rtol=0)
+
+
+def test_input_stretch_batched_any_shape_float32_and_flat_bands():
+    stretch = InputStretch(
+        Stretch.from_dict({"kind": "asinh", "low": [0.0, 3.0], "high": [10.0, 3.0], "a": 0.1})
+    )
+    x = torch.rand(3, 2, 5, 6) * 20 - 5
+    out = stretch(x)
+    assert out.dtype == torch.float32 and out.shape == x.shape
+    assert out.min() >= 0 and out.max() <= 1
+    assert torch.equal(out[1], stretch(x[1]))  # [C, H, W] and [B, C, H, W] agree
+    # flat band (low == high): span taken as 1, as Stretch.apply does
+    np.testing.assert_allclose(out[0].numpy(), stretch.stretch.apply(x[0].numpy()), atol=1e-6)
+    assert stretch.stretch_list([x[0], x[1, :, :4]])[1].shape == (2, 4, 6)  # mixed shapes
+    assert "kind=asinh, bands=2" in repr(stretch)
+    assert stretch.state_dict() == {}  # limits live in the config, not in checkpoints
+
+
+def test_stretched_model_trains_predicts_and_keeps_the_state_dict_keys():
+    params = {"kind": "log", "low": [190.0], "high": [4e4], "a": 1000.0}
+    config = _config(
+        in_channels=1, input_stretch="log", stretch_params=params, image_mean=[0.2], image_std=[0.1]
+    )
+    model = build_retinanet(config)
+    images, targets = _batch(1)
+    losses = model(images, targets)
+    assert all(torch.isfinite(v) for v in losses.values())
+    model.eval()
+    with torch.no_grad():
+        assert len(model(images)) == 2
+    plain = build_retinanet(_config(in_channels=1))
+    assert model.state_dict().keys() == plain.state_dict().keys()
+    fill = model.transform.nodata_fill  # raw value that stretches to image_mean
+    assert fill == pytest.approx(config.nodata_fill)
+    assert Stretch.from_dict(params).apply(np.array(fill)[:, None, None])[0, 0, 0] == pytest.approx(
+        0.2
+    )
+
+
+def test_checkpoint_restores_the_stretch_and_its_predictions(tmp_path):
+    from model.checkpoint import load_model, save_model_checkpoint
+
+    params = {"kind": "asinh", **PARAMS, "a": 0.01}
+    config = _config(
+        in_channels=2,
+        input_stretch="asinh",
+        stretch_params=params,
+        image_mean=[0.1, 0.5],
+        image_std=[0.2, 0.3],
+    )
+    model = build_retinanet(config).eval()
+    loaded, loaded_config = load_model(save_model_checkpoint(model, config, tmp_path / "m.ckpt"))
+    assert loaded_config == config and isinstance(loaded.transform, StretchTransform)
+    images = [torch.rand(2, TILE, TILE) * 4e4 for _ in range(2)]
+    with torch.no_grad():
+        assert torch.equal(model.transform(images)[0].tensors, loaded.transform(images)[0].tensors)
+
+
+def test_stretch_without_params_is_refused():
+    with pytest.raises(
+        ConfigError, match=r"input_stretch='asinh' needs stretch_params.*resolve_config"
+    ):
+        build_retinanet(_config(input_stretch="asinh"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_stretch_runs_on_the_device_under_autocast():
+    params = {"kind": "asinh", **PARAMS, "a": 0.1}
+    config = _config(in_channels=2, input_stretch="asinh", stretch_params=params)
+    model = build_retinanet(config).cuda().eval()
+    assert model.transform.stretch.low.device.type == "cuda"
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
+        batch, _ = model.transform([RAW.cuda()] * 4)
+    expected = Stretch.from_dict(params).apply(RAW.numpy())
+    np.testing.assert_allclose(
+        batch.tensors[3, :, :3, :4].float().cpu().numpy(), expected, atol=1e-5
+    )
 
 
 def test_default_mean_std_are_zero_one():

@@ -163,3 +163,35 @@ def test_sample_pixels_errors(fits_with_nan, tmp_path):
         pytest.raises(RasterError, match="no valid pixel"),
     ):
         sample_pixels(r, n_windows=2, window_size=4)
+
+
+@pytest.mark.parametrize("kind", ["linear", "asinh", "log", "zscale"])
+def test_invert_gives_the_raw_value_of_a_stretched_value(kind):
+    s = fit_stretch(kind, np.stack([RAMP[0], RAMP[0] ** 1.5]))
+    raw = s.invert([0.0, 0.37])
+    assert raw[0] == pytest.approx(s.low[0])
+    assert s.apply(np.array(raw)[:, None, None])[1, 0, 0] == pytest.approx(0.37, abs=1e-6)
+    assert s.invert([2.0, -1.0]) == pytest.approx((s.high[0], s.low[1]))  # clipped to [0, 1]
+    with pytest.raises(ConfigError, match="cannot invert 1 values"):
+        s.invert([0.5])
+
+
+def test_band_stats_record_quantiles_and_zscale_limits(tmp_path):
+    from tiling.stats import QUANTILE_LEVELS, band_stats
+
+    rng = np.random.default_rng(0)
+    tiles = rng.normal(200.0, 5.0, (4, 2, 32, 32)).astype(np.float32)
+    tiles[:, :, :4, :4] = 40_000.0  # stars: ~2 % of the valid pixels
+    tiles[0, :, 10:, :] = 0.0  # nodata
+    np.save(tmp_path / "t.npy", tiles)
+    stats = band_stats([tmp_path / "t.npy"], [0.0])
+    assert set(stats["percentiles"]) == {"0.5", "2", "50", "98", "99.5"}  # unchanged keys
+    assert stats["quantiles"]["levels"] == list(QUANTILE_LEVELS)
+    values = np.asarray(stats["quantiles"]["values"])
+    assert values.shape == (2, 100) and np.all(np.diff(values, axis=1) >= 0)
+    assert values.min() > 100 and values[:, -1].max() == 40_000.0  # nodata excluded
+    z = stats["zscale"]
+    assert z["contrast"] == 0.25 and all(
+        170 < lo < 200 < hi < 250 for lo, hi in zip(z["low"], z["high"], strict=True)
+    )
+    json.dumps(stats)  # plain types, fit for meta.json
