@@ -28,6 +28,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "mobilenet": {"backbone": "mobilenet_v3_large"},
     "fpn256": {"fpn_channels": 256},
     "epochs16": {"max_epochs": 16},
+    # follow-ups: "max_epochs" means twice --epochs; "_trainer" holds pl.Trainer keywords
+    "group_e16": {"norm": "group", "max_epochs": 16},
+    "lr3e-4": {"lr": 3e-4},
+    "clip1": {"_trainer": {"gradient_clip_val": 1.0}},
+    "group_lr3e-3": {"norm": "group", "lr": 3e-3},
 }
 
 
@@ -100,8 +105,9 @@ def sweep(args: argparse.Namespace) -> None:
     start, rows = time.perf_counter(), []
     for name in args.configs:
         params = dict(CONFIGS[name])
-        if name == "epochs16":
+        if "max_epochs" in params:
             params["max_epochs"] = 2 * args.epochs
+        trainer_kwargs = params.pop("_trainer", {})
         elapsed = time.perf_counter() - start
         epochs = params.get("max_epochs", args.epochs)
         per_epoch = sum(r["wall_s"] for r in rows) / max(1, sum(r["epochs"] for r in rows))
@@ -112,12 +118,12 @@ def sweep(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         results = run_grid(
             base.replace(**params), {}, store, out / "sweep" / name,
-            enable_progress_bar=False, data_options=data_options, **limit,
+            enable_progress_bar=False, data_options=data_options, **limit, **trainer_kwargs,
         )  # fmt: skip
         wall = time.perf_counter() - t0
         r = results.iloc[0].to_dict()
         row = {
-            "config": name, "params": params, "status": r.get("status"),
+            "config": name, "params": {**params, **trainer_kwargs}, "status": r.get("status"),
             "error": r.get("error", ""), "best_val_map_50": r.get("val/map_50"),
             "best_epoch": r.get("best_epoch"), "test_map_50": r.get("test/map_50"),
             "train_time_s": r.get("train_time_s"), "wall_s": round(wall, 1), "epochs": epochs,
