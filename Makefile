@@ -36,7 +36,8 @@ run-starfield: $(STAMP)
 		-p output_dir $(RUN_DIR) -p images_dir data/starfield/images \
 		-p datasets_dir data/starfield/datasets -p coords sky -p diameter_unit arcsec \
 		-y '{columns: {x: ra, y: dec, diameter: diameter_arcsec}, test_rasters: []}' \
-		-p min_diameter 4 -p max_diameter 80 -p tiles_dir data/starfield/tiles $(PARAMS)
+		-p min_diameter 4 -p max_diameter 80 -p input_stretch zscale \
+		-p tiles_dir data/starfield/tiles $(PARAMS)
 	@echo "run written to $(RUN_DIR)"
 
 lint: $(STAMP)

@@ -67,7 +67,7 @@ def peak_mb() -> float:
     return (me + kids) / 1024
 
 
-def run_predict(path: str, backbone: str) -> dict[str, Any]:
+def run_predict(path: str, backbone: str, device: str = "cpu") -> dict[str, Any]:
     import torch
 
     from model.config import ModelConfig
@@ -81,7 +81,7 @@ def run_predict(path: str, backbone: str) -> dict[str, Any]:
     model = build_retinanet(cfg).eval()
     start = time.perf_counter()
     frame = predict_raster(model, path, tile_size=512, overlap=64, batch_size=4, workers=2,
-                           score_thresh=0.0, progress=False)  # fmt: skip
+                           score_thresh=0.0, progress=False, device=device)  # fmt: skip
     return {"seconds": time.perf_counter() - start, "boxes": len(frame), "peak_mb": peak_mb()}
 
 
@@ -148,11 +148,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=8192, help="raster side in px")
     parser.add_argument("--backbones", nargs="+", default=["resnet50", "resnet18"])
     parser.add_argument("--baseline-windows", type=int, default=6, help="naive windows timed")
+    parser.add_argument("--device", default="cpu", help="device of predict_raster (cpu, cuda)")
     args = parser.parse_args()
     path = str(write_raster(args.size))
     mpix = args.size**2 / 1e6
     print(f"raster {path}: {args.size} x {args.size} uint16, 1 band ({mpix:.1f} MP)")
-    rows = {f"predict_raster {b}": in_process(run_predict, path, b) for b in args.backbones}
+    rows = {
+        f"predict_raster {b} ({args.device})": in_process(run_predict, path, b, args.device)
+        for b in args.backbones
+    }
     rows["naive resnet50 (800-px resize)"] = in_process(run_naive, path, args.baseline_windows)
     rows["deepforest predict_tile"] = in_process(run_deepforest, path)
     naive = mpix / rows["naive resnet50 (800-px resize)"]["seconds"]

@@ -108,7 +108,7 @@ class ModelConfig:
     scales_per_level: int = 3  # anchors per level when anchor_sizes is resolved from "auto"
     stride4: bool = False  # add a stride-4 level (P2) for objects of a few pixels
     fpn_channels: int = 256  # channels of the FPN maps and the heads; 128 trains ~2x faster on CPU
-    norm: str = "batch"  # trainable norm layers in the backbone: batch | group
+    norm: str = "group"  # trainable norms: group (GroupNorm, also in the heads; trains from scratch) | batch
     image_mean: list[float] | None = None  # per band, raw or stretched units; None = 0
     image_std: list[float] | None = None  # per band, raw or stretched units; None = 1
     input_stretch: str = "none"  # none | linear | asinh | log | zscale: per-band curve to [0, 1]

@@ -13,15 +13,23 @@ from matplotlib.patches import Circle
 from tiling.raster import RasterSource, open_raster
 
 
-def _stretch(img: np.ndarray, nodata: float | None, pct: tuple[float, float]) -> np.ma.MaskedArray:
-    """[C, h, w] raster dtype -> masked [h, w, 3] or [h, w] float in 0..1."""
-    bands = img[:3] if img.shape[0] >= 3 else img[:1]
-    mask = np.zeros(bands.shape[1:], bool) if nodata is None else (bands == nodata).all(0)
-    out = np.empty(bands.shape, float)
+def display_stretch(
+    img: np.ndarray, nodata: float | None, pct: tuple[float, float]
+) -> np.ma.MaskedArray:
+    """[C, h, w] raster dtype -> masked [h, w, 3] or [h, w] float in 0..1, nodata masked.
+
+    Percentiles ``pct`` of the valid pixels (not nodata, not NaN) map to 0 and 1, per band.
+    """
+    bands = (img[:3] if img.shape[0] >= 3 else img[:1]).astype(float)
+    mask = np.isnan(bands).any(0)
+    if nodata is not None and not np.isnan(nodata):
+        mask |= (bands == nodata).all(0)
+    out = np.zeros(bands.shape, float)
     for i, b in enumerate(bands):
-        valid = b[~mask] if (~mask).any() else b.ravel()
-        lo, hi = np.percentile(valid, pct)
-        out[i] = np.clip((b - lo) / max(hi - lo, 1e-12), 0, 1)
+        if mask.all():
+            break
+        lo, hi = np.percentile(b[~mask], pct)
+        out[i] = np.nan_to_num(np.clip((b - lo) / max(hi - lo, 1e-12), 0, 1))
     out = np.moveaxis(out, 0, -1) if out.shape[0] == 3 else out[0]
     m = np.broadcast_to(mask[..., None], out.shape) if out.ndim == 3 else mask
     return np.ma.masked_array(out, m)
@@ -35,26 +43,35 @@ def plot_overview(
     percentiles: tuple[float, float] = (2, 98),
     title: str | None = None,
 ) -> Figure:
-    """Downsampled overview (``read_overview``, never whole) with objects as circles by label."""
+    """Downsampled overview (``read_overview``, never whole) with objects as circles by label.
+
+    The axes are in full-resolution raster pixels (the overview is drawn over the raster's extent),
+    so the catalogue's ``x``, ``y``, ``diameter`` are drawn as they are.
+    """
     src = open_raster(raster) if not isinstance(raster, RasterSource) else raster
     img, scale = src.read_overview(max_size)
-    name, nodata = Path(src.path).name, src.nodata
+    name, nodata, extent = Path(src.path).name, src.nodata, (0, src.width, src.height, 0)
     if src is not raster:
         src.close()
     fig = Figure(figsize=(7, 7))
     ax = fig.add_subplot()
     ax.set_facecolor("0.5")
-    ax.imshow(_stretch(img, nodata, percentiles), cmap="gray", interpolation="nearest")
+    ax.imshow(
+        display_stretch(img, nodata, percentiles),
+        cmap="gray",
+        interpolation="nearest",
+        extent=extent,
+    )
     cmap = mpl.colormaps["tab10"]
     for k, (lab, grp) in enumerate(catalog.groupby("label", sort=True)):
-        for x, y, d in grp[["x", "y", "diameter"]].to_numpy() * scale:
+        for x, y, d in grp[["x", "y", "diameter"]].to_numpy():
             ax.add_patch(Circle((x, y), d / 2, fill=False, lw=0.8, color=cmap(k % 10)))
         ax.plot([], [], "o", mfc="none", color=cmap(k % 10), label=f"{lab} ({len(grp)})")
     if len(catalog):
         ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title or f"{name}: {len(catalog)} objects (overview scale {scale:.3g})")
-    ax.set_xlabel("column (overview px)")
-    ax.set_ylabel("row (overview px)")
+    ax.set_xlabel("column (px)")
+    ax.set_ylabel("row (px)")
     return fig
 
 

@@ -9,19 +9,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from model.evaluate import Evaluation, evaluate_catalog
+from plots.catalog import display_stretch
 from tiling.errors import CatalogError
 from tiling.raster import open_raster
 
 #: Colours of hits, misses and false alarms.
 COLOURS = {"hit": "tab:green", "miss": "tab:red", "false alarm": "tab:orange"}
-
-
-def _stretch(image: np.ndarray) -> np.ndarray:
-    """[C, h, w] -> [h, w] or [h, w, 3] in [0, 1], 2-98 % stretch per band (NaN -> 0)."""
-    img = np.moveaxis(image.astype(float), 0, -1)
-    lo, hi = np.nanpercentile(img, 2, axis=(0, 1)), np.nanpercentile(img, 98, axis=(0, 1))
-    img = np.nan_to_num(np.clip((img - lo) / np.maximum(hi - lo, 1e-9), 0, 1))
-    return img[..., 0] if img.shape[-1] != 3 else img
 
 
 def plot_matches(
@@ -47,9 +40,11 @@ def plot_matches(
         evaluation = evaluate_catalog(pred, truth, **match_options)  # type: ignore[arg-type]
     with open_raster(raster_path) as raster:
         image, scale = raster.read_overview(max_size)
+        nodata = raster.nodata
     fig = Figure(figsize=(8, 8 * image.shape[1] / image.shape[2]))
     ax = fig.add_subplot()
-    ax.imshow(_stretch(image), cmap="gray")
+    ax.set_facecolor("0.5")  # nodata
+    ax.imshow(display_stretch(image, nodata, (2, 98)), cmap="gray")
     p, t = evaluation.pred, evaluation.truth
     groups = {
         "hit": t[t["status"] == "tp"],

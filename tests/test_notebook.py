@@ -110,6 +110,7 @@ def test_smoke_run_on_the_star_field(tmp_path):
             "coords": "sky",
             "diameter_unit": "arcsec",
             "min_diameter": 4.0,
+            "input_stretch": "zscale",
             "test_rasters": [],
             "tiles_dir": str(tmp_path / "tiles"),
             "output_dir": str(out_dir),
