@@ -124,26 +124,45 @@ class TileMerger:
 
 
 def covered_by_complete(
-    boxes: Tensor, labels: Tensor, truncated: Tensor, chunk: int = 1024
+    boxes: Tensor, labels: Tensor, truncated: Tensor, chunk: int = 4096
 ) -> Tensor:
     """BoolTensor[N]: truncated boxes that a complete box of the same label covers by >= half.
 
-    Compares the (few) truncated boxes with the complete ones in chunks of ``chunk`` rows, so
-    memory stays ``chunk x N_complete`` however many detections there are.
+    Only nearby pairs are compared, never a truncated x complete matrix: two intersecting boxes
+    no wider than ``S`` (the largest side among ``boxes``; a window's box is at most a window
+    wide) have centres less than ``S`` apart on each axis. Complete boxes are bucketed by the
+    ``S x S`` cell of their centre (sorted cell ids), and each truncated box is compared with the
+    complete boxes of the 3 x 3 cells around its own, ``chunk`` truncated boxes at a time, so
+    memory follows the local density of detections, not the raster's size.
+
+    Args:
+        boxes: ``DoubleTensor[N, 4]`` xyxy raster pixels; labels: ``LongTensor[N]``.
+        truncated: ``BoolTensor[N]``.
     """
     out = torch.zeros(len(boxes), dtype=torch.bool)
     idx_t = torch.nonzero(truncated).flatten()
     full, full_labels = boxes[~truncated], labels[~truncated]
     if len(idx_t) == 0 or len(full) == 0:
         return out
+    side = float((boxes[:, 2:] - boxes[:, :2]).max().clamp(min=1.0))
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    cells = torch.floor(centres / side).long()  # [N, 2] (cell x, cell y)
+    n_cx = int(cells[:, 0].max()) + 3  # room for the -1 / +1 neighbours of every cell
+    cell_id = (cells[:, 1] + 1) * n_cx + cells[:, 0] + 1
+    full_ids, order = torch.sort(cell_id[~truncated])
+    full, full_labels = full[order], full_labels[order]
+    shifts = torch.tensor([dy * n_cx + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1)])
     for part in idx_t.split(chunk):
-        b = boxes[part]
-        lt = torch.maximum(b[:, None, :2], full[None, :, :2])
-        rb = torch.minimum(b[:, None, 2:], full[None, :, 2:])
-        inter = (rb - lt).clamp(min=0).prod(2)
+        wanted = (cell_id[part, None] + shifts[None]).flatten()  # [P * 9]
+        start = torch.searchsorted(full_ids, wanted)
+        count = torch.searchsorted(full_ids, wanted, right=True) - start
+        owner = part.repeat_interleave(len(shifts)).repeat_interleave(count)
+        first = torch.repeat_interleave(start - torch.cumsum(count, 0) + count, count)
+        other = first + torch.arange(len(owner))
+        b, f = boxes[owner], full[other]
+        inter = torch.minimum(b[:, 2:], f[:, 2:]) - torch.maximum(b[:, :2], f[:, :2])
+        inter = inter.clamp(min=0).prod(1)
         area = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])).clamp(min=1e-9)
-        cover = (inter / area[:, None] >= COVER_FRACTION) & (
-            labels[part, None] == full_labels[None]
-        )
-        out[part] = cover.any(1)
+        hit = (inter / area >= COVER_FRACTION) & (labels[owner] == full_labels[other])
+        out[owner[hit]] = True
     return out

@@ -81,3 +81,23 @@ def test_covered_by_complete_respects_labels():
 def test_empty_merge():
     boxes, scores, labels = TileMerger(50, 50, 20, 5).merge(0.5)
     assert boxes.shape == (0, 4) and len(scores) == 0 and len(labels) == 0
+
+
+def test_covered_by_complete_equals_the_all_pairs_rule():
+    g = torch.Generator().manual_seed(0)
+    n = 600
+    xy = torch.rand(n, 2, generator=g, dtype=torch.float64) * 2000
+    wh = 2 + torch.rand(n, 2, generator=g, dtype=torch.float64) * 120
+    boxes = torch.cat([xy, xy + wh], 1)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    trunc = torch.rand(n, generator=g) < 0.3
+    got = covered_by_complete(boxes, labels, trunc, chunk=37)
+    t, f = boxes[trunc], boxes[~trunc]
+    lt = torch.maximum(t[:, None, :2], f[None, :, :2])
+    rb = torch.minimum(t[:, None, 2:], f[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(2)
+    area = (t[:, 2] - t[:, 0]) * (t[:, 3] - t[:, 1])
+    same = labels[trunc][:, None] == labels[~trunc][None]
+    want = torch.zeros(n, dtype=torch.bool)
+    want[trunc] = ((inter / area[:, None] >= 0.5) & same).any(1)
+    assert want.sum() > 10 and torch.equal(got, want)
