@@ -8,10 +8,8 @@ Prints, in one process with ``torch.set_num_threads(1)``:
 2. for reference, torchvision v2's per-sample geometric pipeline (flips + scale jitter) next to
    ours restricted to D4 + crop-zoom in batch mode;
 3. images per second of one training step (forward + backward + SGD step, batch of 4) of the
-   default model: a torchvision RetinaNet with a ResNet-18 FPN backbone (P3-P7), random weights
-   (``weights=None, weights_backbone=None``), trainable BatchNorm, one input band,
-   ``min_size=max_size=256``. It is built here directly with torchvision because ``model/`` is
-   written by others in parallel; with 1 thread and with the default thread count.
+   notebook's default model (``model.factory.build_retinanet``: ResNet-18, FPN 128, GroupNorm,
+   channels-last, one band, 256 px), with 1 thread and with the default thread count.
 
 The target is augmentation at least 10x faster (per core) than the model consumes tiles.
 
@@ -27,9 +25,6 @@ from collections.abc import Callable
 import torch
 from torch import nn
 from torchvision import tv_tensors
-from torchvision.models.detection import RetinaNet
-from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
-from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 from torchvision.transforms import v2
 
 from augment import D4, Compose, RandomApply, RandomCropZoom, Transform, build_transform
@@ -102,25 +97,15 @@ def augmentation_rates(batches: int) -> dict[str, float]:
     }
 
 
-def build_model() -> RetinaNet:
-    """RetinaNet, ResNet-18 FPN, random weights, 1 band, no internal resize (256 px)."""
-    backbone = resnet_fpn_backbone(
-        backbone_name="resnet18",
-        weights=None,
-        trainable_layers=5,
-        returned_layers=[2, 3, 4],
-        extra_blocks=LastLevelP6P7(256, 256),
-        norm_layer=nn.BatchNorm2d,
-    )
-    backbone.body.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
-    return RetinaNet(
-        backbone,
-        num_classes=2,
-        min_size=TILE,
-        max_size=TILE,
-        image_mean=[3000.0],
-        image_std=[1000.0],
-    )
+def build_model() -> nn.Module:
+    """The notebook's default detector: ResNet-18, FPN 128, GroupNorm, 1 band, 256 px, 2 classes."""
+    from model.anchors import resolve_config
+    from model.config import ModelConfig
+    from model.factory import build_retinanet
+
+    config = ModelConfig(in_channels=1, classes=["fresh", "degraded"], fpn_channels=128)
+    config = resolve_config(config, [8.0, 120.0], {"mean": [3000.0], "std": [1000.0]})
+    return build_retinanet(config).to(memory_format=torch.channels_last)
 
 
 def training_rate(steps: int) -> float:
@@ -152,11 +137,11 @@ def main() -> None:
     for name, value in aug.items():
         print(f"augment {name:<42s} {value:8.1f} tiles/s per core")
     train_1 = training_rate(args.steps)
-    print(f"train step RetinaNet-R18-FPN, 1 thread {'':<21s} {train_1:8.2f} images/s")
+    print(f"train step default model   , 1 thread {'':<21s} {train_1:8.2f} images/s")
     torch.set_num_threads(default_threads)
     train_n = training_rate(args.steps)
     print(
-        f"train step RetinaNet-R18-FPN, {default_threads} threads {'':<20s} {train_n:8.2f} images/s"
+        f"train step default model   , {default_threads} threads {'':<20s} {train_n:8.2f} images/s"
     )
     for mode in ("default, per sample", "default, batch of 16"):
         print(

@@ -3,9 +3,10 @@
 Writes once a single-band uint16 raster (``--size`` x ``--size``, tiled, deflate; smooth noise
 plus bright discs) under ``bench/out/``. Then, each in a fresh process (so peak memory is its own):
 
-- ``predict_raster`` with a RetinaNet per ``--backbones`` (random weights, tile 512, overlap 64,
-  no resize, batch 4, 2 reader workers; ``score_thresh=0`` and ``detections_per_img=100`` so 100
-  boxes per window go through merging: an upper bound of a realistic load);
+- ``predict_raster`` with a RetinaNet per ``--backbones`` (the default config otherwise: random
+  weights, GroupNorm; tile 512, overlap 64, no resize, batch 4, 1 reader worker, as reading is far
+  faster than inference on a CPU; ``score_thresh=0`` and ``detections_per_img=100`` so 100 boxes
+  per window go through merging: an upper bound of a realistic load);
 - a naive baseline: the whole raster read into memory as float32 (repeated to 3 bands), torchvision
   ``retinanet_resnet50_fpn`` with its default 800-px resize, one 400-px window at a time
   (overlap 5 %, as DeepForest's predict_tile), one NMS at the end. It is timed on its first
@@ -84,8 +85,8 @@ def run_predict(path: str, backbone: str, device: str = "cpu") -> dict[str, Any]
                       detections_per_img=100)  # fmt: skip
     model = build_retinanet(cfg).eval()
     start = time.perf_counter()
-    with TreeMemory() as tree:
-        frame = predict_raster(model, path, tile_size=512, overlap=64, batch_size=4, workers=2,
+    with TreeMemory(interval=0.5) as tree:
+        frame = predict_raster(model, path, tile_size=512, overlap=64, batch_size=4, workers=1,
                                score_thresh=0.0, progress=False, device=device)  # fmt: skip
     return {"seconds": time.perf_counter() - start, "boxes": len(frame), "peak_mb": peak_mb(),
             "note": f"tree PSS {tree.peak_pss / 2**20:.0f} MB"}  # fmt: skip
