@@ -317,10 +317,14 @@ def test_weights_load_matching_layers_and_report_skips(tmp_path, caplog):
 
 def test_bare_backbone_weights_and_nested_model_key(tmp_path):
     torch.save(resnet18(weights=None).state_dict(), tmp_path / "resnet18.pth")
-    model = build_retinanet(_config())
+    model = build_retinanet(_config(norm="batch"))  # torchvision's ResNets use BatchNorm
     report = load_weights(model, tmp_path / "resnet18.pth")
     assert "backbone.body.layer4.1.bn2.running_var" in report.matched
     assert report.unused == ["fc.weight", "fc.bias"]
+    # into the GroupNorm default, the affine parameters load but the running statistics cannot
+    report = load_weights(build_retinanet(_config()), tmp_path / "resnet18.pth")
+    assert "backbone.body.layer4.1.bn2.weight" in report.matched
+    assert "layer4.1.bn2.running_var" in report.unused
     torch.save({"model": model.state_dict()}, tmp_path / "nested.pt")
     assert not load_weights(build_retinanet(_config()), tmp_path / "nested.pt").skipped
 
