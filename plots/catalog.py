@@ -67,6 +67,8 @@ def plot_overview(
         for x, y, d in grp[["x", "y", "diameter"]].to_numpy():
             ax.add_patch(Circle((x, y), d / 2, fill=False, lw=0.8, color=cmap(k % 10)))
         ax.plot([], [], "o", mfc="none", color=cmap(k % 10), label=f"{lab} ({len(grp)})")
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])  # circles at the border do not widen the view
     if len(catalog):
         ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title or f"{name}: {len(catalog)} objects (overview scale {scale:.3g})")
