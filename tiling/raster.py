@@ -87,6 +87,14 @@ class RasterSource(abc.ABC):
             ``ndarray[C, window.height, window.width]`` in the raster's dtype.
         """
 
+    def read_into(self, window: Window, out: np.ndarray) -> None:
+        """Read one window into ``out`` (``ndarray[C, h, w]``, any strides, the raster's dtype).
+
+        Sources that can decode straight into a caller's buffer override this (no allocation, no
+        second copy); the default reads and copies.
+        """
+        out[...] = self.read(window)
+
     @abc.abstractmethod
     def read_overview(self, max_size: int) -> tuple[np.ndarray, float]:
         """Read the whole raster at reduced resolution, never at full resolution in memory.
@@ -188,6 +196,21 @@ class GdalRaster(RasterSource):
         self.check_window(window)
         rio = RioWindow(window.col, window.row, window.width, window.height)
         return self._ds.read(window=rio)
+
+    def read_into(self, window: Window, out: np.ndarray) -> None:
+        """Decode ``window`` straight into ``out`` (rasterio honours the array's strides)."""
+        from rasterio.windows import Window as RioWindow
+
+        self.check_window(window)
+        if out.shape != (self.count, window.height, window.width) or out.dtype != self.dtype:
+            raise RasterError(
+                f"{self.path}: read_into needs an array of shape "
+                f"{(self.count, window.height, window.width)} and dtype {self.dtype}, got "
+                f"{out.shape} {out.dtype}"
+            )
+        self._ds.read(
+            window=RioWindow(window.col, window.row, window.width, window.height), out=out
+        )
 
     def read_overview(self, max_size: int) -> tuple[np.ndarray, float]:
         """Decimated read (GDAL overviews when present) with the longer side ``max_size``."""

@@ -186,28 +186,38 @@ class RowBuffer:
     against 315 MB/s for block-aligned reads). Instead, reads go down the raster in chunks that
     end on multiples of :data:`READ_ROWS` rows, and the rows still needed by the next tile row are
     kept, so each block row is decoded about once.
+
+    The rows live in one buffer of ``READ_ROWS + T`` rows allocated once: kept rows move to its
+    front (fewer than ``T`` rows) and new chunks are decoded straight behind them
+    (:meth:`RasterSource.read_into`). Concatenating a fresh array per chunk instead cost 2.6 of
+    the 6.4 s of a 20,000^2 x 3 build (copies plus the page faults of new allocations).
     """
 
     def __init__(self, raster: str, col: int, width: int) -> None:
         self.key, self.col, self.width = (raster, col, width), col, width
-        self.top, self.rows = 0, np.empty((0, 0, 0))
+        self.top, self.n = 0, 0
+        self.buf = np.empty((0, 0, 0))
         self.nbytes_read = 0
 
     def strip(self, src: RasterSource, row: int, size: int) -> np.ndarray:
         """``ndarray[C, size, width]`` (a view) of the rows ``[row, row + size)``."""
         end = row + size
-        have = self.top + self.rows.shape[1]
-        if (
-            self.rows.shape[1] == 0 or not self.top <= row <= have
-        ):  # nothing usable held: start afresh
-            self.top, self.rows, have = row, np.empty((src.count, 0, self.width), src.dtype), row
+        if self.buf.shape[:2] != (src.count, READ_ROWS + size) or self.buf.dtype != src.dtype:
+            self.buf = np.empty((src.count, READ_ROWS + size, self.width), src.dtype)
+            self.n = 0
+        have = self.top + self.n
+        if self.n == 0 or not self.top <= row <= have:  # nothing usable held: start afresh
+            self.top, self.n, have = row, 0, row
         if end > have:
             stop = min(src.height, -(-end // READ_ROWS) * READ_ROWS)
-            new = src.read(Window(have, self.col, stop - have, self.width))
-            self.rows = np.concatenate([self.rows[:, row - self.top :], new], axis=1)
-            self.top = row
+            keep = have - row  # rows [row, have) are kept, moved to the front (< size rows)
+            if keep and row > self.top:
+                self.buf[:, :keep] = self.buf[:, row - self.top : self.n]
+            new = self.buf[:, keep : keep + stop - have]
+            src.read_into(Window(have, self.col, stop - have, self.width), new)
+            self.top, self.n = row, keep + stop - have
             self.nbytes_read += new.nbytes
-        return self.rows[:, row - self.top : end - self.top]
+        return self.buf[:, row - self.top : end - self.top]
 
 
 def cut_strip(

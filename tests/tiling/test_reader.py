@@ -143,8 +143,8 @@ def test_row_buffer_reads_aligned_chunks_once(tmp_path):
     data, job = make_job(tmp_path, shape=(2, 1300, 64), tile=64, overlap=16)
     with open_raster(job.raster) as src:
         reads = []
-        real = src.read
-        src.read = lambda window: reads.append(window) or real(window)
+        real = src.read_into
+        src.read_into = lambda window, out: reads.append(window) or real(window, out)
         rows = RowBuffer(job.raster, 0, 64)
         for r in range(0, 1300 - 64, 48):
             assert np.array_equal(rows.strip(src, r, 64), data[:, r : r + 64])
