@@ -50,29 +50,36 @@ def test_notebook_is_committed_clean():
     )
 
 
-@pytest.mark.slow
-def test_smoke_run(tmp_path):
+def run_smoke(tmp_path, data, **parameters):
+    """Execute main.ipynb with smoke settings on ``data`` (images/, datasets/); the output dir."""
     import papermill
 
-    from tiling.synthetic import generate_dataset
-
-    generate_dataset(tmp_path / "data", small=True, seed=0)
     out_dir = tmp_path / "run"
     papermill.execute_notebook(
         str(ROOT / "main.ipynb"),
         str(tmp_path / "main.ipynb"),
         parameters={
-            "images_dir": str(tmp_path / "data" / "images"),
-            "datasets_dir": str(tmp_path / "data" / "datasets"),
+            "images_dir": str(data / "images"),
+            "datasets_dir": str(data / "datasets"),
             "tiles_dir": str(tmp_path / "tiles"),
             "output_dir": str(out_dir),
             "smoke": True,
             "workers": 0,
+            **parameters,
         },
         kernel_name="python3",
         cwd=str(ROOT),
         progress_bar=False,
     )
+    return out_dir
+
+
+@pytest.mark.slow
+def test_smoke_run(tmp_path):
+    from tiling.synthetic import generate_dataset
+
+    generate_dataset(tmp_path / "data", small=True, seed=0)
+    out_dir = run_smoke(tmp_path, tmp_path / "data")
     figures = sorted(p.name for p in (out_dir / "figures").glob("*.png"))
     assert any(name.startswith("overview_") for name in figures)
     assert "size_frequency.png" in figures
@@ -94,32 +101,18 @@ def test_smoke_run(tmp_path):
 
 @pytest.mark.slow
 def test_smoke_run_on_the_star_field(tmp_path):
-    import papermill
-
     from tiling.starfield import generate_star_field
 
     generate_star_field(tmp_path / "sky", small=True, seed=0)
-    out_dir = tmp_path / "run"
-    papermill.execute_notebook(
-        str(ROOT / "main.ipynb"),
-        str(tmp_path / "main.ipynb"),
-        parameters={
-            "images_dir": str(tmp_path / "sky" / "images"),
-            "datasets_dir": str(tmp_path / "sky" / "datasets"),
-            "columns": {"x": "ra", "y": "dec", "diameter": "diameter_arcsec"},
-            "coords": "sky",
-            "diameter_unit": "arcsec",
-            "min_diameter": 4.0,
-            "input_stretch": "zscale",
-            "test_rasters": [],
-            "tiles_dir": str(tmp_path / "tiles"),
-            "output_dir": str(out_dir),
-            "smoke": True,
-            "workers": 0,
-        },
-        kernel_name="python3",
-        cwd=str(ROOT),
-        progress_bar=False,
+    out_dir = run_smoke(
+        tmp_path,
+        tmp_path / "sky",
+        columns={"x": "ra", "y": "dec", "diameter": "diameter_arcsec"},
+        coords="sky",
+        diameter_unit="arcsec",
+        min_diameter=4.0,
+        input_stretch="zscale",
+        test_rasters=[],
     )
     pred = pd.read_csv(out_dir / "predictions.csv")
     assert {"x", "y", "diameter", "score", "label", "ra", "dec"} <= set(pred.columns)
