@@ -170,8 +170,6 @@ def _run(
     start, pixels = time.perf_counter(), 0
     for images, offs in loader:
         images = images.to(device, non_blocking=True)
-        if cuda:
-            images = images.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), torch.autocast("cuda", enabled=cuda):
             outputs = model(list(images))
         for out, off in zip(outputs, offs, strict=True):

@@ -15,6 +15,7 @@ from matplotlib.patches import Circle, Rectangle
 from torch import Tensor
 
 from model.grid import read_trial_metrics
+from plots.catalog import display_stretch
 from tiling.errors import ConfigError
 
 TRUTH_COLOUR = "#1b9e77"
@@ -135,7 +136,7 @@ def plot_detections(
         ax.axis("off")
         if i >= n:
             continue
-        ax.imshow(_display(images[i].detach().cpu().numpy()), cmap="gray")
+        ax.imshow(display_stretch(images[i].detach().cpu().numpy(), None, (2, 98)), cmap="gray")
         for box in targets[i]["boxes"].tolist():
             ax.add_patch(_shape(box, TRUTH_COLOUR, circles, "-"))
         pred = predictions[i]
@@ -170,15 +171,6 @@ def plot_detections(
     )
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
-
-
-def _display(image: np.ndarray) -> np.ndarray:
-    """[C, H, W] raw units -> [H, W] or [H, W, 3] in [0, 1] with a 2-98 % stretch per band."""
-    bands = image[:3] if image.shape[0] >= 3 else image[:1]
-    lo = np.percentile(bands, 2, axis=(1, 2), keepdims=True)
-    hi = np.percentile(bands, 98, axis=(1, 2), keepdims=True)
-    out = np.clip((bands - lo) / np.maximum(hi - lo, 1e-12), 0, 1)
-    return out[0] if out.shape[0] == 1 else out.transpose(1, 2, 0)
 
 
 def _shape(box: Sequence[float], colour: str, circle: bool, style: str) -> plt.Artist:

@@ -110,7 +110,7 @@ def _columns(df: pd.DataFrame, columns: dict[str, str] | None, path: Path) -> di
 
 def _check_world(raster: RasterSource, coords: str, unit: str, one_based: bool, path: Path) -> None:
     """Refuse combinations that would convert silently wrong (sky units on a map, and back)."""
-    sky = getattr(raster, "world", None) == "sky"
+    sky = raster.world == "sky"
     if one_based and coords != "pixel":
         raise CatalogError(f"{path}: one_based=True applies to coords='pixel' only, not {coords!r}")
     if coords == "sky" and not sky:
