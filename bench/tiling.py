@@ -9,9 +9,16 @@ gradient (about half compressible). Then, in one process, prints:
   wall time of the whole build: grid, assignment, strip reads, writes, statistics, tables);
 - the ratios tiler / raw, and the peak memory of the whole process tree (main + workers), as the
   sum of RSS and the sum of PSS (shared pages split between processes; the fairer figure), sampled
-  with psutil every 0.1 s.
+  with psutil every 0.1 s in one more run of each (sampling PSS costs about 9 ms of CPU per
+  process, a fifth of a core, so the timed runs go without it).
 
-Run: ``.venv/bin/python -m bench.tiling [--size 20000] [--tile-size 256] [--overlap 32]``
+Each figure is the median of ``--repeat`` runs (default 3; every run is printed). On this
+machine (a small VM) the first build after the machine idled can take twice as long as the next:
+the tiles written are new page-cache memory, and memory the guest has not touched lately is slow
+to hand out; the median keeps one such run from deciding the figure.
+
+Run: ``.venv/bin/python -m bench.tiling [--size 20000] [--tile-size 256] [--overlap 32]
+[--repeat 3]``
 (``--size 4096`` for a quick run). Stores go to ``bench/out/stores-<pid>`` and are deleted.
 """
 
@@ -90,6 +97,9 @@ class TreeMemory:
         self._stop.set()
         self._thread.join()
 
+    def __str__(self) -> str:
+        return f"RSS {self.peak_rss / 2**30:.2f} GiB, PSS {self.peak_pss / 2**30:.2f} GiB"
+
 
 def raw_read(path: Path) -> float:
     """Seconds to read every block window of ``path`` once, in this process."""
@@ -126,6 +136,9 @@ def main() -> None:
     parser.add_argument("--tile-size", type=int, default=256)
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--objects", type=int, default=20_000)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each measurement; the median is reported"
+    )
     args = parser.parse_args()
     import pandas as pd
 
@@ -155,23 +168,30 @@ def main() -> None:
         f"load avg {os.getloadavg()[0]:.1f}"
     )
     raw_read(path)  # warm the page cache so every run reads from memory
+    raw_runs = [raw_read(path) for _ in range(args.repeat)]
     with TreeMemory() as mem:
-        raw = raw_read(path)
-    print(f"raw ceiling (rasterio block windows, 1 process): {mb / raw:7.0f} MB/s ({raw:.1f} s)")
+        raw_read(path)
+    raw = float(np.median(raw_runs))
     print(
-        f"    peak tree memory: RSS {mem.peak_rss / 2**30:.2f} GiB, PSS {mem.peak_pss / 2**30:.2f} GiB"
+        f"raw ceiling (rasterio block windows, 1 process): {mb / raw:7.0f} MB/s ({_runs(raw_runs)})"
     )
+    print(f"    peak tree memory: {mem}")
     for workers in (1, 2):
+        runs = [tiler(path, catalog, workers, args) for _ in range(args.repeat)]
         with TreeMemory() as mem:
-            seconds = tiler(path, catalog, workers, args)
+            tiler(path, catalog, workers, args)
+        seconds = float(np.median(runs))
         print(
-            f"tiler, {workers} worker(s): {mb / seconds:7.0f} MB/s ({seconds:.1f} s), "
+            f"tiler, {workers} worker(s): {mb / seconds:7.0f} MB/s ({_runs(runs)}), "
             f"ratio to raw {raw / seconds:.2f}"
         )
-        print(
-            f"    peak tree memory: RSS {mem.peak_rss / 2**30:.2f} GiB, "
-            f"PSS {mem.peak_pss / 2**30:.2f} GiB"
-        )
+        print(f"    peak tree memory: {mem}")
+
+
+def _runs(seconds: list[float]) -> str:
+    """``median 2.4 s of 3 runs: 2.4, 2.5, 4.1``."""
+    listed = ", ".join(f"{s:.2f}" for s in seconds)
+    return f"median {np.median(seconds):.2f} s of {len(seconds)}: {listed}"
 
 
 if __name__ == "__main__":

@@ -22,7 +22,13 @@ the 1.5 GB memory budget and add seconds of start-up. Pixels are copied, never c
 
 The pool is a :class:`concurrent.futures.ProcessPoolExecutor` (built on ``multiprocessing``)
 rather than ``multiprocessing.Pool``: when a worker is killed (out of memory, ``kill -9``) the
-former raises ``BrokenProcessPool`` where the latter waits forever for the lost task.
+former raises ``BrokenProcessPool`` where the latter waits forever for the lost task. Tasks go to
+the workers in lanes (:mod:`tiling.lanes`): one task in flight per worker, the next of its lane
+submitted when it finishes, so each worker reads on down its own part of the raster.
+
+Workers are *spawned*: each imports the parent's main module again (not its ``if __name__ ==
+"__main__"`` block), as ``multiprocessing`` does. A notebook's is light; a script that imports
+torch at the top makes every worker import it too (about 1 s more per build, measured here).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from tqdm.auto import tqdm
 
 from tiling.errors import TilingError
+from tiling.lanes import Lanes
+from tiling.npyfile import new_npy, npy_header
 from tiling.raster import RasterSource, Window, open_raster
 
 if TYPE_CHECKING:  # pandas is not imported by worker processes
@@ -53,8 +61,6 @@ log = logging.getLogger(__name__)
 MP_CONTEXT = "spawn"
 #: GDAL block cache of each worker process, in MB.
 WORKER_GDAL_CACHE_MB = 128
-#: Tasks kept in flight per worker (bounds the main process's queue).
-TASKS_IN_FLIGHT = 3
 #: Reads end on multiples of this many rows (a multiple of the usual 128/256/512 block heights).
 READ_ROWS = 512
 
@@ -116,17 +122,6 @@ class RasterJob:
     tile_size: int
     overlap: int
     nodata: float | None
-
-
-def npy_header(path: str | Path) -> tuple[int, tuple[int, ...], np.dtype]:
-    """``(byte offset of the data, shape, dtype)`` of a ``.npy`` file."""
-    with open(path, "rb") as fh:
-        version = np.lib.format.read_magic(fh)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-        return fh.tell(), shape, dtype
 
 
 def plan_tasks(job: RasterJob, *, max_strip_bytes: int, rows_per_task: int) -> list[Task]:
@@ -371,9 +366,8 @@ def read_tiles(
         jobs: one per raster; each ``out`` file must exist with the right shape and dtype.
         workers: worker processes; ``0`` runs in this process.
         max_strip_bytes: cap on a worker's row buffer (wide rasters are read in column chunks).
-        rows_per_task: tile rows per task; by default 4 with one worker or none (one worker
-            reads on down the raster across tasks), else about three tasks per worker and
-            raster, at least 4 rows each (each task decodes about one block row twice).
+        rows_per_task: tile rows per task (default 4). Tasks go to the workers in lanes
+            (:mod:`tiling.lanes`), so a worker's next task usually continues its last one.
         progress: show a tqdm bar (tiles done, MB/s read).
 
     Returns:
@@ -386,9 +380,7 @@ def read_tiles(
         raise TilingError(f"workers={workers} must be >= 0 (0 reads in this process)")
     tasks = []
     for k, job in enumerate(jobs):
-        n_rows = len(np.unique(np.asarray(job.offsets)[:, 0]))
-        per_task = rows_per_task or (4 if workers <= 1 else max(4, -(-n_rows // (3 * workers))))
-        plan = plan_tasks(job, max_strip_bytes=max_strip_bytes, rows_per_task=per_task)
+        plan = plan_tasks(job, max_strip_bytes=max_strip_bytes, rows_per_task=rows_per_task or 4)
         tasks += [(k, task) for task in plan]
     fractions = [np.zeros(len(job.offsets), dtype=np.float32) for job in jobs]
     options = {} if progress else {"disable": True}  # else TQDM_DISABLE=1 still applies
@@ -418,20 +410,24 @@ def _results(
 
     ctx = multiprocessing.get_context(MP_CONTEXT)
     pool = ProcessPoolExecutor(workers, ctx, _init_worker, (WORKER_GDAL_CACHE_MB,))
-    pending: dict[Future, int] = {}
-    todo = iter(tasks)
+    lanes = Lanes(tasks, workers, [sum(len(s.cols) for s in task.strips) for _, task in tasks])
+    pending: dict[Future, tuple[int, int]] = {}  # future -> (lane, job index)
+
+    def submit(lane: int) -> None:
+        item = lanes.next(lane)
+        if item is not None:
+            pending[pool.submit(run_task, item[1])] = (lane, item[0])
+
     try:
-        while True:
-            while len(pending) < workers * TASKS_IN_FLIGHT:
-                item = next(todo, None)
-                if item is None:
-                    break
-                pending[pool.submit(run_task, item[1])] = item[0]
-            if not pending:
-                break
+        for lane in range(workers):
+            submit(lane)
+        while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
-                yield pending.pop(fut), fut.result()
+                lane, k = pending.pop(fut)
+                result = fut.result()
+                submit(lane)  # before yielding: the worker that just finished reads on
+                yield k, result
     except BrokenProcessPool as err:
         raise TilingError(
             f"a tiling worker process died ({err}); it was killed or ran out of memory. "
@@ -439,34 +435,6 @@ def _results(
         ) from err
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def compact_rows(path: str | Path, keep: np.ndarray, chunk_bytes: int = 64 * 2**20) -> None:
-    """Rewrite a ``.npy`` of ``[n, ...]`` rows with only the rows where ``keep`` is True.
-
-    Copies in chunks through plain file reads and writes (no mapping), so memory stays at one
-    chunk; the new file replaces the old one with ``os.replace``.
-
-    Args:
-        path: the ``.npy`` file.
-        keep: ``bool[n]``.
-        chunk_bytes: bytes copied per step (at least one row).
-    """
-    path = Path(path)
-    header, shape, dtype = npy_header(path)
-    new = path.with_name(path.name + ".compact")
-    shape_new = (int(np.count_nonzero(keep)), *shape[1:])
-    _new_npy(new, dtype, shape_new)
-    row_items = int(np.prod(shape[1:], dtype=np.int64))
-    per_chunk = max(1, chunk_bytes // max(1, row_items * dtype.itemsize))
-    with open(path, "rb") as src, open(new, "r+b") as dst:
-        src.seek(header)
-        dst.seek(npy_header(new)[0])
-        for lo in range(0, shape[0], per_chunk):
-            n = min(per_chunk, shape[0] - lo)
-            block = np.fromfile(src, dtype=dtype, count=n * row_items).reshape(n, row_items)
-            block[keep[lo : lo + n]].tofile(dst)
-    os.replace(new, path)
 
 
 def read_into_arrays(
@@ -495,7 +463,7 @@ def read_into_arrays(
         rows = tiles[tiles["array"] == k]
         out = folder / f"tiles_{k}.npy"
         shape = (len(rows), info["count"], tile_size, tile_size)
-        _new_npy(out, np.dtype(info["dtype"]), shape)
+        new_npy(out, np.dtype(info["dtype"]), shape)
         offsets = rows[["row", "col"]].to_numpy(np.int64).reshape(-1, 2)
         jobs.append(RasterJob(info["path"], str(out), offsets, tile_size, overlap, info["nodata"]))
     fractions = read_tiles(jobs, workers)
@@ -504,9 +472,3 @@ def read_into_arrays(
     for k, frac in enumerate(fractions):
         out_frac[arrays == k] = frac[tiles["index"].to_numpy()[arrays == k]]
     return out_frac
-
-
-def _new_npy(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
-    """Create a ``.npy`` file of ``shape`` (sparse: no data written yet)."""
-    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-    del array

@@ -35,8 +35,9 @@ import torch
 
 from tiling.errors import ConfigError, TilingError
 from tiling.grid import check_tiling
+from tiling.npyfile import compact_rows
 from tiling.raster import open_raster
-from tiling.reader import compact_rows, nodata_pixels, read_into_arrays
+from tiling.reader import nodata_pixels, read_into_arrays
 from tiling.splits import (
     SPLIT_MODES,
     SPLITS,

@@ -7,8 +7,8 @@ A stretch maps each band to ``[0, 1]``: values are first normalised between per-
 - ``asinh``: ``asinh(u / a) / asinh(1 / a)`` (default ``a = 0.1``; smaller ``a`` lifts faint
   light more), limits as for ``linear``.
 - ``log``: ``log(a u + 1) / log(a + 1)`` (default ``a = 1000``), limits as for ``linear``.
-- ``zscale``: linear between IRAF's zscale limits (astropy ``ZScaleInterval``, ``contrast``
-  default 0.25), the display default of DS9 and IRAF.
+- ``zscale``: linear between IRAF's zscale limits (:mod:`tiling.zscale`, ``contrast`` default
+  0.25), the display default of DS9 and IRAF.
 
 Limits are fitted on a sample of pixels (:func:`sample_pixels` reads a few random windows through
 the raster interface), never on the whole image. A fitted :class:`Stretch` is a frozen value
@@ -29,6 +29,7 @@ import torch
 
 from tiling.errors import ConfigError, RasterError
 from tiling.raster import RasterSource, Window
+from tiling.zscale import zscale_limits
 
 
 @dataclass(frozen=True)
@@ -180,9 +181,6 @@ class LogStretch(Stretch):
         return math.expm1(y * math.log1p(self.a)) / self.a
 
 
-#: Most pixels zscale looks at (IRAF's default is 1000; evenly strided through the sample).
-ZSCALE_SAMPLES = 20_000
-
 STRETCHES: dict[str, type[Stretch]] = {
     c.kind: c for c in (LinearStretch, AsinhStretch, LogStretch, ZScaleStretch)
 }
@@ -217,7 +215,10 @@ def fit_stretch(kind: str, sample: np.ndarray, **params: float) -> Stretch:
             f"{kind} stretch: unknown parameters {sorted(unknown)}; allowed {sorted(allowed)}"
         )
     if kind == "zscale":
-        low, high = _zscale_limits(sample, params.get("contrast", 0.25))
+        contrast = params.get("contrast", 0.25)
+        if not contrast > 0:
+            raise ConfigError(f"zscale stretch: contrast={contrast} must be > 0 (default 0.25)")
+        low, high = _zscale_limits(sample, contrast)
         return ZScaleStretch(low, high)
     p_low, p_high = params.get("p_low", 0.5), params.get("p_high", 99.5)
     if not 0.0 <= p_low < p_high <= 100.0:
@@ -230,15 +231,8 @@ def fit_stretch(kind: str, sample: np.ndarray, **params: float) -> Stretch:
 def _zscale_limits(
     sample: np.ndarray, contrast: float
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-band zscale limits of ``sample[C, n]`` via astropy's ``ZScaleInterval``."""
-    from astropy.visualization import ZScaleInterval
-
-    limits = []
-    for band in sample:
-        values = band[~np.isnan(band)]
-        interval = ZScaleInterval(n_samples=min(values.size, ZSCALE_SAMPLES), contrast=contrast)
-        limits.append(interval.get_limits(values))
-    low, high = zip(*limits, strict=True)
+    """Per-band zscale limits of ``sample[C, n]`` (:func:`tiling.zscale.zscale_limits`)."""
+    low, high = zip(*(zscale_limits(band, contrast) for band in sample), strict=True)
     return tuple(map(float, low)), tuple(map(float, high))
 
 

@@ -11,13 +11,12 @@ from hypothesis import strategies as st
 
 from tiling.errors import TilingError
 from tiling.grid import axis_offsets, tile_grid
+from tiling.npyfile import new_npy
 from tiling.raster import open_raster
 from tiling.reader import (
     READ_ROWS,
     RasterJob,
     RowBuffer,
-    _new_npy,
-    compact_rows,
     cut_strip,
     nodata_pixels,
     plan_tasks,
@@ -83,7 +82,7 @@ def make_job(tmp_path, nodata=None, tile=32, overlap=8, shape=(3, 150, 230)):
     path = write_geotiff(tmp_path / "r.tif", data, nodata=nodata)
     offsets = tile_grid(shape[1], shape[2], tile, overlap).numpy()
     out = tmp_path / "tiles.npy"
-    _new_npy(out, np.dtype("uint16"), (len(offsets), shape[0], tile, tile))
+    new_npy(out, np.dtype("uint16"), (len(offsets), shape[0], tile, tile))
     return data, RasterJob(str(path), str(out), offsets, tile, overlap, nodata)
 
 
@@ -120,7 +119,7 @@ def test_read_tiles_in_process(tmp_path, max_strip_bytes, rows_per_task):
 def test_read_tiles_subset_of_tiles(tmp_path):
     data, job = make_job(tmp_path)
     keep = job.offsets[(job.offsets.sum(1) % 3) == 0]  # a sparse, row-major subset
-    _new_npy(job.out, np.dtype("uint16"), (len(keep), 3, 32, 32))
+    new_npy(job.out, np.dtype("uint16"), (len(keep), 3, 32, 32))
     sub = RasterJob(job.raster, job.out, keep, 32, 8, None)
     read_tiles([sub], 0, progress=False)
     tiles = np.load(job.out)
@@ -152,14 +151,3 @@ def test_row_buffer_reads_aligned_chunks_once(tmp_path):
     heights = [w.height for w in reads]
     assert [w.row for w in reads[:3]] == [0, 512, 1024] and heights[:3] == [512, 512, 276]
     assert rows.nbytes_read == data.nbytes + data[:, :512].nbytes
-
-
-def test_compact_rows(tmp_path):
-    arr = np.arange(7 * 2 * 3 * 3, dtype=np.uint16).reshape(7, 2, 3, 3)
-    path = tmp_path / "a.npy"
-    np.save(path, arr)
-    keep = np.array([True, False, True, True, False, False, True])
-    compact_rows(path, keep, chunk_bytes=40)  # one row per chunk
-    assert np.array_equal(np.load(path), arr[keep])
-    compact_rows(path, np.zeros(4, bool))
-    assert np.load(path).shape == (0, 2, 3, 3)
