@@ -11,8 +11,10 @@ one that finished, is the one that takes it and reads on where it stopped. A wor
 empty steals the back half of the longest lane left (one restart per steal), so the workers end
 together.
 
-Measured on the 20,000^2 x 3 bench raster with 2 workers (``bench/tiling.py``): 6 tasks of 15
-tile rows handed to free workers cost 4.7 s of worker time, 2 tasks of 45 rows 3.9 s.
+On the 20,000^2 x 3 raster of ``bench/tiling.py`` with 2 workers, timing the workers' tasks
+while this module was written: 6 tasks of 15 tile rows handed to free workers took 4.7 s of
+worker time in all, 2 tasks of 45 rows 3.9 s; lanes of 4-row tasks decode 1.045 times the
+raster (one restart per lane and per steal).
 """
 
 from __future__ import annotations

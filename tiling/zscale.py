@@ -4,9 +4,9 @@ The algorithm, as IRAF documents it for ``display``: rank the sampled values, ``
 ``r = 0 .. n-1``. Near the median, ``I`` is close to a straight line whose slope reflects the
 width of the histogram's core; bright stars and dead pixels bend its ends. Fit ``I(r) = a + b (r -
 c)`` (``c`` the middle rank) by least squares, rejecting points more than ``krej`` standard
-deviations off the line and growing each rejection by ``grow`` of the sample's ranks on either
-side, for up to ``max_iterations`` rounds or until no new point is rejected. If fewer than
-``max(min_pixels, max_reject n)`` points survive, the slope is not trustworthy and the limits are
+deviations off the line and growing each rejection to a window of ``grow n`` ranks around it,
+for up to ``max_iterations`` rounds or until no new point is rejected. If fewer than
+``max(min_pixels, (1 - max_reject) n)`` points survive, the slope is not trustworthy and the limits are
 the sample's minimum and maximum. Otherwise the slope is divided by ``contrast`` and the line's
 ends give the limits::
 
@@ -51,7 +51,8 @@ def zscale_limits(
         max_reject: the slope is used only if at least ``(1 - max_reject) n`` ranks survive.
         min_pixels: and at least this many.
         max_iterations: rounds of fit and rejection.
-        grow: each rejected rank also rejects ``grow n`` ranks around it (at least 1 rank).
+        grow: each rejection also rejects the ranks in a window of ``grow n`` ranks (at least
+            1) centred on it.
         presorted: ``values`` are already finite and sorted ascending (skips both steps).
 
     Returns:
