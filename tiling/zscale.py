@@ -6,8 +6,8 @@ width of the histogram's core; bright stars and dead pixels bend its ends. Fit `
 c)`` (``c`` the middle rank) by least squares, rejecting points more than ``krej`` standard
 deviations off the line and growing each rejection to a window of ``grow n`` ranks around it,
 for up to ``max_iterations`` rounds or until no new point is rejected. If fewer than
-``max(min_pixels, (1 - max_reject) n)`` points survive, the slope is not trustworthy and the limits are
-the sample's minimum and maximum. Otherwise the slope is divided by ``contrast`` and the line's
+``max(min_pixels, (1 - max_reject) n)`` points survive, the slope is not trustworthy and the
+limits are the sample's minimum and maximum. Otherwise the slope is divided by ``contrast`` and the line's
 ends give the limits::
 
     low  = median - (b / contrast) c
