@@ -7,7 +7,7 @@ on a mapping of it: memory stays at one chunk whatever the file's size.
 :func:`new_npy` reserves the file's blocks with ``posix_fallocate`` when it creates it, so a full
 disk stops the build at once with a clear error, not after minutes of reading with ``ENOSPC``
 from a worker; writes into reserved blocks are also cheaper for ext4 than into a sparse file
-(measured here: 7.3-8.5 GB/s against 4.7-5.1 GB/s for 1.6 GB of warm page cache).
+(``python -m bench.npy_write``, 1.6 GB in 16 MB ``pwrite`` calls: median 9.3 GB/s against 5.3).
 """
 
 from __future__ import annotations
