@@ -21,7 +21,7 @@ import numpy as np
 
 from tiling.npyfile import npy_header
 from tiling.reader import nodata_pixels
-from tiling.zscale import zscale_limits
+from tiling.zscale import sort_kind, zscale_limits
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def _summarise(values: np.ndarray, n_tiles: int) -> dict[str, Any]:
             "sample_tiles": n_tiles,
             "sample_pixels": 0,
         }
-    ordered = np.sort(values, axis=1, kind="stable")  # one sort for percentiles and zscale
+    ordered = np.sort(values, axis=1, kind=sort_kind(values.dtype))  # one sort serves all
     pct = sorted_percentiles(ordered, [float(q) for q in PERCENTILES])
     limits = [zscale_limits(band, ZSCALE_CONTRAST, presorted=True) for band in ordered]
     zscale = {"low": [lo for lo, _ in limits], "high": [hi for _, hi in limits]}

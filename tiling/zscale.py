@@ -29,6 +29,17 @@ import numpy as np
 ZSCALE_SAMPLES = 20_000
 
 
+def sort_kind(dtype: np.dtype) -> str:
+    """The fastest ``np.sort`` kind for ``dtype``.
+
+    ``"stable"`` is a radix sort for integers of 8 or 16 bits (30x quicksort on 2 M uint8
+    values here) but a merge sort for anything else (20x slower than the vectorised quicksort on
+    2 M float32 values).
+    """
+    dtype = np.dtype(dtype)
+    return "stable" if dtype.kind in "uib" and dtype.itemsize <= 2 else "quicksort"
+
+
 def zscale_limits(
     values: np.ndarray,
     contrast: float = 0.25,
@@ -69,7 +80,7 @@ def zscale_limits(
     if not presorted:
         if not np.issubdtype(ranked.dtype, np.integer):
             ranked = ranked[np.isfinite(ranked)]
-        ranked = np.sort(ranked, kind="stable")  # radix sort for 8/16-bit integers
+        ranked = np.sort(ranked, kind=sort_kind(ranked.dtype))
     if ranked.size == 0:
         return float("nan"), float("nan")
     step = -(-ranked.size // n_samples)

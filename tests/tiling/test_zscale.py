@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from astropy.visualization import ZScaleInterval
 
-from tiling.zscale import zscale_limits
+from tiling.zscale import sort_kind, zscale_limits
 
 RNG = np.random.default_rng(1)
 CASES = {
@@ -66,3 +66,8 @@ def test_empty_and_bad_parameters():
         zscale_limits(CASES["normal"], contrast=0)
     with pytest.raises(ValueError, match="n_samples=0"):
         zscale_limits(CASES["normal"], n_samples=0)
+
+
+def test_sort_kind_radix_only_for_small_integers():
+    assert [sort_kind(np.dtype(t)) for t in ("uint8", "int16", "bool")] == ["stable"] * 3
+    assert [sort_kind(np.dtype(t)) for t in ("uint32", "float32", "float64")] == ["quicksort"] * 3
