@@ -10,10 +10,11 @@ PARAMS ?=
 
 .PHONY: install data run run-starfield test lint clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --editable .
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (.venv)" >/dev/null
 	touch $(STAMP)
 
@@ -30,7 +31,7 @@ run: data
 
 # The same notebook on the synthetic FITS star field (RA/Dec catalogue, sizes in arcsec).
 run-starfield: $(STAMP)
-	test -f data/starfield/images/star_field.fits || $(PY) -m tiling.starfield --out data/starfield
+	test -f data/starfield/images/star_field.fits || $(PY) -m tiling.synthetic.starfield --out data/starfield
 	mkdir -p $(RUN_DIR)
 	$(VENV)/bin/papermill main.ipynb $(RUN_DIR)/main.ipynb -k python3 --cwd . \
 		-p output_dir $(RUN_DIR) -p images_dir data/starfield/images \

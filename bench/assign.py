@@ -1,6 +1,6 @@
 """Benchmark: assign 1,000,000 objects to the tiles of a 100,000-tile grid.
 
-Prints the time of ``tiling.assign.assign_boxes`` and, for comparison, the time of a naive
+Prints the time of ``tiling.geometry.assign.assign_boxes`` and, for comparison, the time of a naive
 objects x tiles broadcast measured on a subset of objects it can afford, extrapolated linearly to
 the full catalogue (its cost is proportional to objects x tiles, so linear in objects for a fixed
 grid; its memory would be objects x tiles x 4 bytes per intermediate, which is also printed).
@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from tiling.assign import assign_boxes
-from tiling.grid import boxes_from_catalog, tile_grid
+from tiling.geometry.assign import assign_boxes
+from tiling.geometry.grid import boxes_from_catalog, tile_grid
 
 
 def power_law_diameters(

@@ -8,7 +8,7 @@ Prints, in one process with ``torch.set_num_threads(1)``:
 2. for reference, torchvision v2's per-sample geometric pipeline (flips + scale jitter) next to
    ours restricted to D4 + crop-zoom in batch mode;
 3. images per second of one training step (forward + backward + SGD step, batch of 4) of the
-   notebook's default model (``model.factory.build_retinanet``: ResNet-18, FPN 128, GroupNorm,
+   notebook's default model (``model.network.factory.build_retinanet``: ResNet-18, FPN 128, GroupNorm,
    channels-last, one band, 256 px), with 1 thread and with the default thread count.
 
 The target is augmentation at least 10x faster (per core) than the model consumes tiles.
@@ -99,9 +99,9 @@ def augmentation_rates(batches: int) -> dict[str, float]:
 
 def build_model() -> nn.Module:
     """The notebook's default detector: ResNet-18, FPN 128, GroupNorm, 1 band, 256 px, 2 classes."""
-    from model.anchors import resolve_config
     from model.config import ModelConfig
-    from model.factory import build_retinanet
+    from model.network.anchors import resolve_config
+    from model.network.factory import build_retinanet
 
     config = ModelConfig(in_channels=1, classes=["fresh", "degraded"], fpn_channels=128)
     config = resolve_config(config, [8.0, 120.0], {"mean": [3000.0], "std": [1000.0]})

@@ -2,7 +2,7 @@
 
 Sweep (default data set, notebook defaults): generates the synthetic crater data, builds the tile
 store (256 px, overlap 32, spatial blocks, crater_field_b held out for test), then trains one
-trial per config through ``model.grid.run_grid`` with ``samples_per_epoch`` tiles per epoch and
+trial per config through ``model.training.grid.run_grid`` with ``samples_per_epoch`` tiles per epoch and
 prints the best val/map_50, the per-epoch val/map_50 curve and the training time of each.
 
     python -m bench.gpu_check sweep --out /tmp/gc [--small] [--epochs 8] [--samples 480]
@@ -37,11 +37,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 
 def build_store(out: Path, small: bool, workers: int, tile: int = 256, overlap: int = 32) -> Any:
-    from tiling import filters
-    from tiling import tile_filters as tf
-    from tiling.catalog import pair_files, read_catalog
-    from tiling.raster import open_raster
+    from tiling.catalog import filters, pair_files, read_catalog
+    from tiling.sources import open_raster
     from tiling.store import build_tile_store
+    from tiling.store import tile_filters as tf
     from tiling.synthetic import generate_dataset
 
     data = out / ("data_small" if small else "data")
@@ -72,7 +71,7 @@ def build_store(out: Path, small: bool, workers: int, tile: int = 256, overlap: 
 
 
 def curve(trial_dir: str) -> list[float]:
-    from model.grid import read_trial_metrics
+    from model.training.grid import read_trial_metrics
 
     metrics = read_trial_metrics(trial_dir)
     if "val/map_50" not in metrics:
@@ -87,7 +86,7 @@ def sweep(args: argparse.Namespace) -> None:
     import torch
 
     from model.config import ModelConfig
-    from model.grid import run_grid
+    from model.training.grid import run_grid
 
     logging.basicConfig(level=logging.WARNING)
     out = Path(args.out)
@@ -153,8 +152,8 @@ def predict(args: argparse.Namespace) -> None:
 
     from bench.predict import write_raster
     from model.config import ModelConfig
-    from model.factory import build_retinanet
-    from model.predict import predict_raster
+    from model.inference.predict import predict_raster
+    from model.network.factory import build_retinanet
 
     path = str(write_raster(args.size))
     mpix = args.size**2 / 1e6

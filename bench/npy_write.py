@@ -1,7 +1,7 @@
 """Benchmark: ``pwrite`` into a ``.npy`` whose blocks are reserved, against a sparse one.
 
 The tile store's readers write tiles with ``os.pwrite`` into ``.npy`` files that
-:func:`tiling.npyfile.new_npy` creates with ``posix_fallocate``. This prints the write speed
+:func:`tiling.store.npyfile.new_npy` creates with ``posix_fallocate``. This prints the write speed
 (GB/s) of ``--gb`` of 16 MB writes into a file made by ``new_npy`` and into a sparse file made by
 ``numpy.lib.format.open_memmap`` alone, alternating the two ``--repeat`` times in one process
 (the first write of a process is often slow on a VM: fresh memory), then the medians and their
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tiling.npyfile import new_npy, npy_header
+from tiling.store.npyfile import new_npy, npy_header
 
 OUT = Path(__file__).parent / "out"
 CHUNK = 16 * 2**20

@@ -76,8 +76,8 @@ def run_predict(path: str, backbone: str, device: str = "cpu") -> dict[str, Any]
     import torch
 
     from model.config import ModelConfig
-    from model.factory import build_retinanet
-    from model.predict import predict_raster
+    from model.inference.predict import predict_raster
+    from model.network.factory import build_retinanet
 
     torch.manual_seed(0)
     cfg = ModelConfig(backbone=backbone, in_channels=1, tile_size=512, image_mean=[1000.0],

@@ -145,7 +145,7 @@ def main() -> None:
     args = parser.parse_args()
     import pandas as pd
 
-    import tiling.raster  # noqa: F401  caps GDAL's block cache before the first read, as the tiler does
+    import tiling.sources  # noqa: F401  caps GDAL's block cache before the first read, as the tiler does
 
     os.environ.setdefault("TQDM_DISABLE", "1")
     OUT.mkdir(parents=True, exist_ok=True)

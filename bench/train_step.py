@@ -25,10 +25,10 @@ from typing import Any
 
 import torch
 
-from model.anchors import resolve_config
 from model.config import ModelConfig
-from model.datamodule import TileDataModule
-from model.module import RetinaNetModule, build_optimizer, drop_degenerate
+from model.network.anchors import resolve_config
+from model.training.datamodule import TileDataModule
+from model.training.module import RetinaNetModule, build_optimizer, drop_degenerate
 
 OUT = Path(__file__).parent / "out"
 

@@ -8,11 +8,11 @@ stored inside every checkpoint (``checkpoint["hyper_parameters"]["config"]``) an
 
 Anchor sizes are in pixels of the tile, one tuple per pyramid level: 5 levels (P3-P7, strides
 8-128) or 6 with ``stride4`` (P2-P7, strides 4-128). ``"auto"`` means "derive them from the
-catalogue's diameters" (``model.anchors.resolve_config``); the factory falls back to
+catalogue's diameters" (``model.network.anchors.resolve_config``); the factory falls back to
 :func:`default_anchor_sizes` when it meets an unresolved ``"auto"``.
 
 ``input_stretch`` (for high-dynamic-range data, e.g. float FITS) maps each band to ``[0, 1]`` with a
-:mod:`tiling.stretch` curve inside the network, before ``image_mean``/``image_std`` (which are then
+:mod:`tiling.radiometry.stretch` curve inside the network, before ``image_mean``/``image_std`` (which are then
 in stretched units). Its limits live in ``stretch_params`` (``Stretch.to_dict()``, raw units), so
 that a checkpoint's config alone reproduces the stretch at prediction time.
 """
@@ -47,7 +47,7 @@ STRATEGIES = (
     "single_device",
 )
 NORMS = ("batch", "group")
-INPUT_STRETCHES = ("none", "linear", "asinh", "log", "zscale")  # see tiling.stretch
+INPUT_STRETCHES = ("none", "linear", "asinh", "log", "zscale")  # see tiling.radiometry.stretch
 MAX_ANCHOR_FACTOR = 1.5  # the largest anchor may be at most this many times the tile size
 
 
@@ -92,8 +92,8 @@ class ModelConfig:
     and ``aspect_ratios`` become tuples, ``classes``/``image_mean``/``image_std`` lists.
 
     With ``input_stretch != "none"``, ``stretch_params`` is ``{"kind": input_stretch, "low": [C],
-    "high": [C]}`` (+ ``"a"`` for asinh/log): the :class:`tiling.stretch.Stretch` applied to the raw
-    bands, filled from the tile store's band statistics by ``model.anchors.resolve_config`` (None
+    "high": [C]}`` (+ ``"a"`` for asinh/log): the :class:`tiling.radiometry.stretch.Stretch` applied to the raw
+    bands, filled from the tile store's band statistics by ``model.network.anchors.resolve_config`` (None
     until then; the factory refuses to build without it). ``"none"`` needs ``stretch_params=None``.
     """
 
@@ -112,7 +112,9 @@ class ModelConfig:
     image_mean: list[float] | None = None  # per band, raw or stretched units; None = 0
     image_std: list[float] | None = None  # per band, raw or stretched units; None = 1
     input_stretch: str = "none"  # none | linear | asinh | log | zscale: per-band curve to [0, 1]
-    stretch_a: float | None = None  # asinh/log softening `a`; None = tiling.stretch's (0.1 / 1000)
+    stretch_a: float | None = (
+        None  # asinh/log softening `a`; None = tiling.radiometry.stretch's (0.1 / 1000)
+    )
     stretch_params: dict[str, Any] | None = None  # fitted Stretch.to_dict(): kind, low/high [C] raw
     # --- loss and post-processing --------------------------------------------------------------
     focal_alpha: float = 0.25  # focal-loss weight of positives, in [0, 1]
@@ -165,13 +167,13 @@ class ModelConfig:
         """Raw value per band given to nodata pixels, so that they normalise to 0 in the network.
 
         ``image_mean`` without a stretch; with one, the raw value whose stretch is ``image_mean``
-        (:meth:`tiling.stretch.Stretch.invert`). None while ``image_mean`` (or the stretch) is unset.
+        (:meth:`tiling.radiometry.stretch.Stretch.invert`). None while ``image_mean`` (or the stretch) is unset.
         """
         if self.image_mean is None or self.input_stretch == "none":
             return self.image_mean
         if self.stretch_params is None:
             return None
-        from tiling.stretch import Stretch
+        from tiling.radiometry.stretch import Stretch
 
         return list(Stretch.from_dict(self.stretch_params).invert(self.image_mean))
 
@@ -346,13 +348,13 @@ def _validate_stretch(cfg: ModelConfig) -> None:
         return
     if cfg.input_stretch == "none":
         raise _fail("stretch_params", params, 'None when input_stretch="none"')
-    from tiling.stretch import Stretch
+    from tiling.radiometry.stretch import Stretch
 
     try:
         stretch = Stretch.from_dict(params)
     except (ConfigError, TypeError, KeyError) as err:
         raise _fail(
-            "stretch_params", params, f"a tiling.stretch Stretch.to_dict() ({err})"
+            "stretch_params", params, f"a tiling.radiometry.stretch Stretch.to_dict() ({err})"
         ) from err
     numbers = [*stretch.low, *stretch.high, *([params["a"]] if "a" in params else [])]
     if stretch.kind != cfg.input_stretch or len(stretch.low) != cfg.in_channels:

@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from tiling.raster import RasterSource, open_raster
+from tiling.sources import RasterSource, open_raster
 
 
 def display_stretch(

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from model.evaluate import Evaluation, evaluate_catalog
 from plots.catalog import display_stretch
 from tiling.errors import CatalogError
-from tiling.raster import open_raster
+from tiling.sources import open_raster
 
 #: Colours of hits, misses and false alarms.
 COLOURS = {"hit": "tab:green", "miss": "tab:red", "false alarm": "tab:orange"}

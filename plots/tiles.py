@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from tiling.splits import SPLITS
+from tiling.geometry.splits import SPLITS
 from tiling.store import split_summary
 
 NODATA_RGB = (1.0, 0.0, 1.0)

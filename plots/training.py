@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Rectangle
 from torch import Tensor
 
-from model.grid import read_trial_metrics
+from model.training.grid import read_trial_metrics
 from plots.catalog import display_stretch
 from tiling.errors import ConfigError
 
@@ -28,7 +28,7 @@ def plot_grid_heatmap(
     """Heatmap of ``metric`` over two grid parameters, the best value over all other parameters.
 
     Args:
-        results: the table of :func:`model.grid.run_grid` (failed trials are left out).
+        results: the table of :func:`model.training.grid.run_grid` (failed trials are left out).
         x, y: two of its parameter columns.
         metric: the value shown in each cell (annotated).
         ax: axes to draw into (default: a new figure).

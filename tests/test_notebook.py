@@ -101,7 +101,7 @@ def test_smoke_run(tmp_path):
 
 @pytest.mark.slow
 def test_smoke_run_on_the_star_field(tmp_path):
-    from tiling.starfield import generate_star_field
+    from tiling.synthetic.starfield import generate_star_field
 
     generate_star_field(tmp_path / "sky", small=True, seed=0)
     out_dir = run_smoke(

@@ -7,7 +7,7 @@ import torch
 
 from model.config import ModelConfig, default_anchor_sizes, pyramid_strides
 from tiling.errors import ConfigError
-from tiling.stretch import Stretch
+from tiling.radiometry.stretch import Stretch
 
 FIVE = ((8,), (16,), (32,), (64,), (128,))
 ASINH = {"kind": "asinh", "low": [180.0, 0.0, 5.0], "high": [4e4, 1.0, 5.0], "a": 0.1}

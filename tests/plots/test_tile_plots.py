@@ -4,9 +4,8 @@ import pytest
 from matplotlib.figure import Figure
 
 from plots.tiles import plot_split_counts, plot_tiles, plot_visible_fraction
+from tests.conftest import write_geotiff
 from tiling.store import build_tile_store, split_summary
-
-from ..conftest import write_geotiff
 
 
 @pytest.fixture(scope="module", params=[1, 3])

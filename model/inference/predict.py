@@ -1,0 +1,259 @@
+"""Run a detector over a whole raster: windows, batched forward passes, one global NMS.
+
+The raster is cut with the training grid (``tiling.geometry.grid.tile_grid``); a DataLoader over
+:class:`model.inference.windows.WindowBatches` reads strips of windows in background worker
+processes (each opens the raster itself) while the model runs. Windows are fed as float32 in the raster's value
+range (nodata filled with the config's ``nodata_fill``); the model stretches and normalises them
+itself and never resizes them. Detections go back to raster pixels in floating point and are merged by the rule in
+:mod:`model.inference.merge`. Memory is bounded by one batch of windows plus the (score-filtered)
+detections, whatever the raster's size.
+
+Command line (:mod:`model.cli`)::
+
+    raster-detect predict --checkpoint CKPT --raster RASTER --out OUT.csv [--gpkg OUT.gpkg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from model.inference.merge import TileMerger
+from model.inference.windows import WindowBatches
+from tiling.errors import RasterError
+from tiling.geometry.grid import catalog_from_boxes, check_tiling, tile_grid
+from tiling.sources import RasterSource, open_raster
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model(
+    model_or_checkpoint: nn.Module | str | Path, classes: Sequence[str] | None, device: str
+) -> tuple[nn.Module, list[str], Any]:
+    """The model in eval mode on ``device``, its class names and its config (or None)."""
+    config = None
+    if isinstance(model_or_checkpoint, str | Path):
+        from model.network.checkpoint import load_model
+
+        model, config = load_model(model_or_checkpoint, map_location="cpu")
+        classes = classes or config.classes
+    else:
+        model = model_or_checkpoint
+    names = list(classes) if classes else list(getattr(model, "classes", None) or ["object"])
+    # channels-last weights make the convolutions run channels-last (oneDNN on CPU, tensor cores
+    # on CUDA): ResNet-50 RetinaNet, 4 x 512^2 windows, 2 CPU threads: 1.96 s -> 1.24 s a batch
+    model = model.to(device, memory_format=torch.channels_last)
+    return model.eval(), names, config
+
+
+def check_bands(model: nn.Module, config: Any, raster: RasterSource) -> None:
+    """Raise RasterError when the model's band count differs from the raster's."""
+    expected = getattr(config, "in_channels", None)
+    if expected is None:
+        mean = getattr(getattr(model, "transform", None), "image_mean", None)
+        expected = None if mean is None else len(mean)
+    if expected is not None and expected != raster.count:
+        raise RasterError(
+            f"{raster.path} has {raster.count} band(s) but the model expects {expected}; "
+            "use a raster with the bands the model was trained on, or another checkpoint"
+        )
+
+
+@contextlib.contextmanager
+def prediction_settings(
+    model: nn.Module, tile_size: int, score_thresh: float, nms_thresh: float
+) -> Iterator[None]:
+    """Temporarily set a torchvision RetinaNet's size (no resize), score and NMS thresholds."""
+    saved: list[tuple[object, str, object]] = []
+    transform = getattr(model, "transform", None)
+    targets = [(transform, "min_size", (tile_size,)), (transform, "max_size", tile_size)]
+    targets += [(model, "score_thresh", score_thresh), (model, "nms_thresh", nms_thresh)]
+    for obj, name, value in targets:
+        if obj is not None and hasattr(obj, name):
+            saved.append((obj, name, getattr(obj, name)))
+            setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        for obj, name, value in saved:
+            setattr(obj, name, value)
+
+
+def predict_raster(
+    model_or_checkpoint: nn.Module | str | Path,
+    raster_path: str | Path,
+    *,
+    tile_size: int | None = None,
+    overlap: int | None = None,
+    batch_size: int = 8,
+    score_thresh: float | None = None,
+    nms_thresh: float | None = None,
+    workers: int = 0,
+    device: str = "cpu",
+    classes: Sequence[str] | None = None,
+    fill: Sequence[float] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Detect objects over a whole raster.
+
+    Args:
+        model_or_checkpoint: a checkpoint path (``model.network.checkpoint.load_model``) or a module that
+            behaves like torchvision's RetinaNet in eval mode (list of FloatTensor[C, T, T] ->
+            list of dicts ``boxes`` [D, 4] xyxy, ``scores`` [D], ``labels`` [D]).
+        raster_path: any raster ``open_raster`` reads.
+        tile_size: window side in px; default the config's ``tile_size`` (else 512).
+        overlap: px shared by neighbouring windows (default ``tile_size // 4``); make it >= the
+            largest object diameter.
+        batch_size: windows per forward pass.
+        score_thresh, nms_thresh: defaults from the config (else 0.05 and 0.5).
+        workers: DataLoader worker processes reading windows (0 = in this process).
+        device: "cpu", "cuda", ...; channels-last weights everywhere, autocast on CUDA.
+        classes: label names (default: the config's, else ``model.classes``, else "object").
+        fill: nodata fill per band, raw units (default the config's ``nodata_fill``: its
+            ``image_mean``, or the raw value that stretches to it; else the window mean).
+        progress: show a tqdm bar (windows, megapixels per second).
+
+    Returns:
+        DataFrame with ``x``, ``y``, ``diameter`` (float raster px), ``score``, ``label`` (str);
+        plus ``map_x``, ``map_y``, ``map_diameter`` (map units), ``lon``, ``lat`` with a map CRS, or ``ra``, ``dec`` on the sky.
+    """
+    model, names, config = resolve_model(model_or_checkpoint, classes, device)
+    tile_size = tile_size or getattr(config, "tile_size", None) or 512
+    score_thresh = _default(score_thresh, config, "score_thresh", 0.05)
+    nms_thresh = _default(nms_thresh, config, "nms_thresh", 0.5)
+    fill = fill if fill is not None else getattr(config, "nodata_fill", None)
+    overlap = tile_size // 4 if overlap is None else overlap
+    check_tiling(tile_size, overlap)
+    with open_raster(raster_path) as raster:
+        check_bands(model, config, raster)
+        offsets = tile_grid(raster.height, raster.width, tile_size, overlap)
+        merger = TileMerger(raster.height, raster.width, tile_size, overlap)
+        data = WindowBatches(raster_path, offsets, tile_size, batch_size, fill)
+        with prediction_settings(model, tile_size, score_thresh, nms_thresh):
+            _run(model, data, merger, workers, device, score_thresh, progress)
+        boxes, scores, labels = merger.merge(nms_thresh)
+        return detections_frame(boxes, scores, labels, names, raster)
+
+
+def _default(value: float | None, config: Any, name: str, fallback: float) -> float:
+    return value if value is not None else getattr(config, name, fallback)
+
+
+def _run(
+    model: nn.Module,
+    data: WindowBatches,
+    merger: TileMerger,
+    workers: int,
+    device: str,
+    score_thresh: float,
+    progress: bool,
+) -> None:
+    """Forward every batch of windows and hand the kept detections to ``merger``."""
+    loader = DataLoader(
+        data, batch_size=None, num_workers=workers, prefetch_factor=2 if workers else None
+    )
+    cuda = torch.device(device).type == "cuda"
+    bar = tqdm(total=len(data.offsets), unit="win", disable=not progress, desc="predict")
+    start, pixels = time.perf_counter(), 0
+    for images, offs in loader:
+        images = images.to(device, non_blocking=True)
+        with torch.inference_mode(), torch.autocast("cuda", enabled=cuda):
+            outputs = model(list(images))
+        for out, off in zip(outputs, offs, strict=True):
+            keep = out["scores"] >= score_thresh
+            merger.add(out["boxes"][keep], out["scores"][keep], out["labels"][keep], off)
+        pixels += images.shape[0] * images.shape[2] * images.shape[3]
+        bar.update(images.shape[0])
+        bar.set_postfix(MPps=f"{pixels / 1e6 / max(time.perf_counter() - start, 1e-9):.2f}")
+    bar.close()
+
+
+def detections_frame(
+    boxes: torch.Tensor,
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    names: Sequence[str],
+    raster: RasterSource,
+) -> pd.DataFrame:
+    """Catalogue DataFrame of merged detections, with world coordinates when the raster has them."""
+    xy, diameter = catalog_from_boxes(boxes)
+    ids = labels.numpy()
+    if len(ids) and ids.max() >= len(names):
+        raise RasterError(f"model returned label id {ids.max()} but only {len(names)} classes")
+    frame = pd.DataFrame(
+        {
+            "x": xy[:, 0].numpy().astype(np.float64),
+            "y": xy[:, 1].numpy().astype(np.float64),
+            "diameter": diameter.numpy().astype(np.float64),
+            "score": scores.numpy().astype(np.float64),
+            "label": pd.Series(np.asarray(names, dtype=object)[ids], dtype=object),
+        }
+    )
+    return add_world_columns(frame, raster)
+
+
+def add_world_columns(frame: pd.DataFrame, raster: RasterSource) -> pd.DataFrame:
+    """Add ``map_x``/``map_y``/``map_diameter``/``lon``/``lat`` (map CRS) or ``ra``/``dec`` (sky) columns."""
+    if raster.world == "sky":
+        frame["ra"], frame["dec"] = raster.pixel_to_world(frame["x"].values, frame["y"].values)
+    elif raster.world == "map":
+        mx, my = raster.pixel_to_world(frame["x"].values, frame["y"].values)
+        frame["map_x"], frame["map_y"] = mx, my
+        frame["map_diameter"] = frame["diameter"] * raster.pixel_size()
+        if raster.crs_wkt:
+            from pyproj import CRS, Transformer
+
+            crs = CRS.from_wkt(raster.crs_wkt)
+            to_geo = Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True)
+            frame["lon"], frame["lat"] = to_geo.transform(mx, my)
+    return frame
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``raster-detect predict`` (see ``raster-detect predict --help``)."""
+    p.add_argument("--checkpoint", required=True, type=Path, help="model checkpoint (.ckpt/.pt)")
+    p.add_argument("--raster", required=True, type=Path, help="raster to run over")
+    p.add_argument("--out", required=True, type=Path, help="output catalogue CSV")
+    p.add_argument("--gpkg", type=Path, help="also write a GeoPackage (layers objects, centres)")
+    p.add_argument("--tile-size", type=int, help="window side in px (default: checkpoint's)")
+    p.add_argument("--overlap", type=int, help="px shared by windows (default tile_size/4)")
+    p.add_argument("--score-thresh", type=float, help="minimum score (default: checkpoint's)")
+    p.add_argument("--nms-thresh", type=float, help="NMS IoU threshold (default: checkpoint's)")
+    p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    p.add_argument("--workers", type=int, default=2, help="reader processes (0 = none)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict ``args.raster`` and write the catalogue(s); the exit code (project errors: 2)."""
+    from model.inference.writers import write_csv, write_geopackage
+
+    frame = predict_raster(
+        args.checkpoint,
+        args.raster,
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        score_thresh=args.score_thresh,
+        nms_thresh=args.nms_thresh,
+        workers=args.workers,
+        device=args.device,
+    )
+    write_csv(frame, args.out)
+    if args.gpkg:
+        with open_raster(args.raster) as raster:
+            write_geopackage(frame, args.gpkg, crs_wkt=raster.crs_wkt)
+    log.info("%d objects -> %s", len(frame), args.out)
+    return 0

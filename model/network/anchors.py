@@ -1,0 +1,229 @@
+"""Anchor sizes from a catalogue's diameters, and the check that explicit anchors cover it.
+
+Rule of :func:`auto_anchor_sizes` (sizes in pixels of the tile): all ``L x S`` anchors (``L``
+pyramid levels of strides ``s_l = s_0 * 2**l``, ``S`` scales per level) form one geometric series
+``a_{l,j} = b * s_l * 2**(j / S)``, so consecutive anchors differ by ``2**(1/S) <= 2`` and every
+square object between ``a_first / sqrt(2)`` and ``a_last * sqrt(2)`` has an anchor of the same
+centre with IoU >= 0.5. The one free number, the anchor-to-stride ratio ``b``, puts the smallest
+anchor at ``2**0.25 * min(diameter)`` (IoU 0.71 for the smallest object, which thus lands on the
+finest level) and is clipped to ``[0.5, 8]``: an anchor never shrinks below half its level's stride
+(every object still overlaps an anchor cell), nor grows beyond 8 strides. When the series would
+pass ``max_size`` (1.5 x tile size), the series is compressed to end there (a geometric series from
+the same first anchor, ratio still <= 2). Without P2 (``stride4=False``) a 5 px object gets a ~6 px
+anchor on the stride-8 level; with P2, the same anchor sits on the stride-4 level, where its
+centres are dense enough to overlap well.
+
+Quantile placement was considered and not used: the shared RetinaNet head needs the same number of
+anchors at every level, and a series tied to the strides guarantees coverage by construction.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from model.config import MAX_ANCHOR_FACTOR, ModelConfig, default_anchor_sizes, pyramid_strides
+from model.network.input_stretch import stretch_from_band_stats, stretched_mean_std
+from tiling.errors import ConfigError
+from tiling.radiometry.stretch import Stretch
+
+logger = logging.getLogger(__name__)
+
+MIN_STRIDE_RATIO = 0.5  # smallest anchor / stride allowed by the auto rule
+MAX_STRIDE_RATIO = 8.0  # largest anchor / stride allowed by the auto rule
+COVER_IOU = 0.3  # check_anchors_cover fails when an object's best anchor IoU is below this
+
+Sizes = tuple[tuple[float, ...], ...]
+
+
+def _clean_diameters(diameters: ArrayLike) -> np.ndarray:
+    """Diameters as float64 [N]; ConfigError when empty, non-finite or not positive."""
+    d = np.asarray(diameters, dtype=np.float64).ravel()
+    if d.size == 0:
+        raise ConfigError(
+            "No object diameters given: anchors cannot be derived from an empty catalogue."
+        )
+    bad = ~np.isfinite(d) | (d <= 0)
+    if bad.any():
+        raise ConfigError(
+            f"Object diameters must be finite and > 0 px; {int(bad.sum())} are not "
+            f"(first: {float(d[bad][0])!r}). Clean the catalogue (filters) first."
+        )
+    return d
+
+
+def auto_anchor_sizes(
+    diameters: ArrayLike,
+    *,
+    n_levels: int = 5,
+    strides: Sequence[int] | None = None,
+    scales_per_level: int = 3,
+    max_size: float | None = None,
+) -> Sizes:
+    """Anchor sizes for a catalogue (see the module docstring for the rule).
+
+    Args:
+        diameters: object diameters in tile pixels, [N], N >= 1.
+        n_levels: pyramid levels, 5 (P3-P7) or 6 (P2-P7, ``stride4``).
+        strides: stride of each level in px; default (8, ..., 128) or (4, ..., 128).
+        scales_per_level: anchors per level (S).
+        max_size: the largest anchor allowed (px); None = no limit.
+
+    Returns:
+        ``n_levels`` tuples of ``scales_per_level`` sizes (px), strictly increasing overall.
+
+    Raises:
+        ConfigError: bad diameters, or a range the anchors cannot cover at IoU >= 0.5.
+    """
+    d = _clean_diameters(diameters)
+    strides = tuple(strides) if strides is not None else pyramid_strides(n_levels == 6)
+    if len(strides) != n_levels:
+        raise ConfigError(f"strides {strides} must have n_levels={n_levels} entries.")
+    d_min, d_max = float(d.min()), float(d.max())
+    ratio = min(max(2**0.25 * d_min / strides[0], MIN_STRIDE_RATIO), MAX_STRIDE_RATIO)
+    steps = np.arange(n_levels * scales_per_level) / scales_per_level
+    series = ratio * strides[0] * np.power(2.0, steps)
+    if max_size is not None and series[-1] > max_size:
+        if series[0] >= max_size:
+            raise ConfigError(
+                f"Objects of {d_min:.3g} px and more need anchors above max_size={max_size:g} px: "
+                "use a larger tile_size or drop the largest objects."
+            )
+        series = series[0] * np.power(max_size / series[0], steps / steps[-1])
+    low, high = series[0] / math.sqrt(2), series[-1] * math.sqrt(2)
+    if d_min < low - 1e-9:
+        raise ConfigError(
+            f"Objects of {d_min:.3g} px are smaller than the auto anchors can match at IoU >= 0.5 "
+            f"(>= {low:.3g} px, anchors >= {MIN_STRIDE_RATIO} x stride {strides[0]}). "
+            "Use stride4=True, or filter the smallest objects out of the catalogue."
+        )
+    if d_max > high + 1e-9:
+        raise ConfigError(
+            f"Auto anchors {series[0]:.3g}-{series[-1]:.3g} px match objects up to {high:.3g} px at "
+            f"IoU >= 0.5, but the catalogue spans {d_min:.3g}-{d_max:.3g} px. Use a larger "
+            "tile_size, more scales_per_level, or filter the largest objects out of the catalogue."
+        )
+    rounded = [round(float(a), 2) for a in series]
+    return tuple(
+        tuple(rounded[i * scales_per_level : (i + 1) * scales_per_level]) for i in range(n_levels)
+    )
+
+
+def best_anchor_iou(
+    diameters: ArrayLike, sizes: Sizes, aspect_ratios: Sequence[float] = (1.0,)
+) -> np.ndarray:
+    """IoU of each square object with its best concentric anchor (size and shape only).
+
+    Args:
+        diameters: object sides in px, [N].
+        sizes: anchor sizes per level (px); anchors of size a and ratio r are a/sqrt(r) wide and
+            a*sqrt(r) high (torchvision's AnchorGenerator).
+        aspect_ratios: anchor height/width ratios.
+
+    Returns:
+        float64 [N] in [0, 1].
+    """
+    d = np.asarray(diameters, dtype=np.float64).ravel()[:, None]
+    a = np.array([s for level in sizes for s in level], dtype=np.float64)
+    r = np.sqrt(np.asarray(aspect_ratios, dtype=np.float64))
+    w = (a[:, None] / r[None, :]).ravel()[None, :]
+    h = (a[:, None] * r[None, :]).ravel()[None, :]
+    inter = np.minimum(d, w) * np.minimum(d, h)
+    return (inter / (d * d + w * h - inter)).max(axis=1)
+
+
+def check_anchors_cover(config: ModelConfig, diameters: ArrayLike) -> float:
+    """Check that explicit anchors fit every object of the catalogue.
+
+    Args:
+        config: a config with explicit ``anchor_sizes`` ("auto" passes trivially).
+        diameters: object diameters in tile pixels, [N].
+
+    Returns:
+        The worst best-anchor IoU over the catalogue (1.0 for "auto").
+
+    Raises:
+        ConfigError: some object's best anchor has IoU < 0.3 (named with its diameter).
+    """
+    if config.anchor_sizes == "auto":
+        return 1.0
+    d = np.unique(_clean_diameters(diameters))
+    iou = best_anchor_iou(d, config.anchor_sizes, config.aspect_ratios)
+    worst = int(iou.argmin())
+    if iou[worst] < COVER_IOU:
+        raise ConfigError(
+            f"ModelConfig.anchor_sizes={config.anchor_sizes!r} cannot cover objects of "
+            f"{d[worst]:.3g} px (best anchor IoU {iou[worst]:.2f} < {COVER_IOU}); the catalogue "
+            f'spans {d[0]:.3g}-{d[-1]:.3g} px. Use anchor_sizes="auto" or add anchors near that size.'
+        )
+    return float(iou[worst])
+
+
+def resolve_config(
+    config: ModelConfig,
+    diameters: ArrayLike | None = None,
+    band_stats: Mapping[str, Any] | None = None,
+) -> ModelConfig:
+    """A concrete copy of ``config`` for one data set (what a checkpoint stores).
+
+    ``anchor_sizes="auto"`` becomes :func:`auto_anchor_sizes` of ``diameters`` (or
+    :func:`~model.config.default_anchor_sizes` when no diameters are given); explicit anchors are
+    checked with :func:`check_anchors_cover`. With ``band_stats`` (the tile store's
+    ``{"mean": [C], "std": [C], ...}``) ``in_channels`` becomes C and ``image_mean``/``image_std``
+    are filled from it where they are None (a std of 0, a constant band, becomes 1).
+
+    With ``input_stretch`` set, ``stretch_params`` (when None) becomes the stretch fitted on the
+    band statistics (:func:`model.network.input_stretch.stretch_from_band_stats`: 0.5/99.5 percentiles,
+    or the stored zscale limits; ``stretch_a`` for asinh/log), and ``image_mean``/``image_std``
+    (when None) are those of the STRETCHED values in [0, 1], estimated from the stored quantiles
+    (:func:`model.network.input_stretch.stretched_mean_std`), or 0.5/0.25 when the stats have none.
+
+    Args:
+        config: the requested config.
+        diameters: object diameters in tile pixels, [N], or None.
+        band_stats: the store's band statistics, or None.
+
+    Returns:
+        A validated ModelConfig without "auto".
+    """
+    changes = {} if band_stats is None else _band_changes(config, band_stats)
+    if config.anchor_sizes == "auto":
+        if diameters is None:
+            changes["anchor_sizes"] = default_anchor_sizes(config.stride4)
+        else:
+            changes["anchor_sizes"] = auto_anchor_sizes(
+                diameters,
+                n_levels=config.n_levels,
+                scales_per_level=config.scales_per_level,
+                max_size=MAX_ANCHOR_FACTOR * config.tile_size,
+            )
+        logger.info("auto anchor sizes resolved to %s", changes["anchor_sizes"])
+    elif diameters is not None:
+        check_anchors_cover(config, diameters)
+    return config.replace(**changes)
+
+
+def _band_changes(config: ModelConfig, band_stats: Mapping[str, Any]) -> dict[str, Any]:
+    """``in_channels``, ``stretch_params``, ``image_mean``/``image_std`` from band statistics."""
+    mean = [float(v) for v in band_stats["mean"]]
+    std = [float(v) if v > 0 else 1.0 for v in band_stats["std"]]
+    changes: dict[str, Any] = {"in_channels": len(mean)}
+    if config.input_stretch != "none":
+        if config.stretch_params is not None:
+            stretch = Stretch.from_dict(config.stretch_params)
+        else:
+            stretch = stretch_from_band_stats(config.input_stretch, band_stats, config.stretch_a)
+            changes["stretch_params"] = stretch.to_dict()
+            logger.info("input stretch resolved to %s", changes["stretch_params"])
+        if config.image_mean is None or config.image_std is None:
+            mean, std = stretched_mean_std(stretch, band_stats)
+    if config.image_mean is None:
+        changes["image_mean"] = mean
+    if config.image_std is None:
+        changes["image_std"] = std
+    return changes

@@ -1,0 +1,364 @@
+"""Grid search over ModelConfig fields: one resumable trial per combination, one results table.
+
+Layout under ``output_dir``::
+
+    grid_results.csv                  one row per trial, rewritten (temp + rename) after each
+    best.ckpt, best_config.yaml       copies of the winner's best checkpoint and config
+    trials/<id>/config.yaml           the trial's concrete config (anchors, mean/std resolved)
+    trials/<id>/metrics.csv           every logged value (merged over restarts)
+    trials/<id>/summary.json          the trial's row of grid_results.csv (written last)
+    trials/<id>/checkpoints/          best.ckpt (by val/map_50) and last.ckpt
+    trials/<id>/logs/run<k>/          CSV log of the k-th (re)start; tensorboard/ beside it
+    trials/<id>/error.txt             the traceback of a failed trial
+
+The trial id is a short hash of everything that defines the trial (its concrete config, the
+store and the epoch/batch limits), so the same call finds its trials again. Running
+:func:`run_grid` again skips trials whose ``summary.json`` exists, resumes an interrupted trial
+from its ``last.ckpt``, and records a failing trial's error without stopping the others
+(KeyboardInterrupt and SystemExit still stop everything).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import threading
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+from lightning_fabric.utilities.rank_zero import rank_zero_only
+from pytorch_lightning.callbacks import ModelCheckpoint
+from torch.multiprocessing.spawn import ProcessException
+
+from model.config import ModelConfig
+from model.network.anchors import resolve_config
+from model.training.datamodule import TileDataModule
+from model.training.module import RetinaNetModule
+from model.training.trainer import MONITOR, TrainTimer, build_trainer
+from tiling.errors import ConfigError, RasterDetectError
+
+log = logging.getLogger(__name__)
+
+# What a failing trial may raise (recorded, the grid goes on). KeyboardInterrupt/SystemExit are
+# not among them; ProcessException is a failure inside a ddp_spawn worker.
+TRIAL_ERRORS = (
+    RuntimeError,
+    ValueError,
+    ArithmeticError,
+    AssertionError,
+    LookupError,
+    MemoryError,
+    OSError,
+    ProcessException,
+)
+STORE_FIELDS = ("classes", "tile_size")  # set from the store, not searchable
+
+
+def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """The product of the grid's lists, in order: ``{"lr": [1, 2], "bs": [3]}`` -> 2 dicts."""
+    for key, values in grid.items():
+        if key in STORE_FIELDS:
+            raise ConfigError(
+                f"grid[{key!r}] cannot be searched: {key} is set from the tile store; build one "
+                "store per tile size and run one grid on each."
+            )
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
+            raise ConfigError(
+                f"grid[{key!r}]={values!r} must be a non-empty list of values, e.g. [1e-4, 3e-4]."
+            )
+    keys = list(grid)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
+
+
+def trial_config(base: ModelConfig, params: Mapping[str, Any], store: Any) -> ModelConfig:
+    """``base`` with ``params``, the store's classes and tile size, anchors and mean/std resolved."""
+    config = base.replace(**params, classes=list(store.labels), tile_size=int(store.tile_size))
+    diameters = store.boxes["diameter"].to_numpy(np.float64) if len(store.boxes) else None
+    return resolve_config(config, diameters, store.band_stats)
+
+
+def trial_id(config: ModelConfig, **extra: Any) -> str:
+    """``t-`` + 10 hex digits of a SHA-1 over the config and ``extra`` (stable across runs)."""
+    text = json.dumps({"config": config.to_dict(), **extra}, sort_keys=True, default=str)
+    return "t-" + hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+@contextlib.contextmanager
+def sigint_restored() -> Iterator[None]:
+    """Give Ctrl-C its handler back after Lightning's graceful shutdown (which ignores SIGINT).
+
+    Without it, a notebook kernel could not be interrupted again after one Ctrl-C in training.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        yield
+    finally:
+        if main and handler is not None:
+            signal.signal(signal.SIGINT, handler)
+
+
+def _is_rank_zero() -> bool:
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def copy_atomic(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` through a temporary file and a rename."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copy2(source, tmp)
+    os.replace(tmp, target)
+
+
+def log_versions(trial_dir: str | Path) -> list[Path]:
+    """The CSV log folders ``logs/run<k>`` and ``logs/run<k>_test`` of a trial, in run order."""
+    found = []
+    for folder in Path(trial_dir).glob("logs/run*"):
+        match = re.fullmatch(r"run(\d+)(_test)?", folder.name)
+        if match and folder.is_dir():
+            found.append((int(match[1]), bool(match[2]), folder))
+    return [folder for *_, folder in sorted(found)]
+
+
+def read_trial_metrics(trial_dir: str | Path) -> pd.DataFrame:
+    """Every logged row of a trial: its CSV logs merged in run order, else ``metrics.csv``."""
+    trial_dir = Path(trial_dir)
+    parts = [f / "metrics.csv" for f in log_versions(trial_dir) if (f / "metrics.csv").is_file()]
+    if not parts:
+        merged = trial_dir / "metrics.csv"
+        return pd.read_csv(merged) if merged.is_file() else pd.DataFrame()
+    return pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
+
+
+def best_row(metrics: pd.DataFrame, metric: str = MONITOR) -> dict[str, float]:
+    """The validation values (``val/*``, ``epoch``) of the epoch where ``metric`` was highest."""
+    if metric not in metrics or metrics[metric].notna().sum() == 0:
+        return {}
+    row = metrics.loc[metrics[metric].idxmax()]
+    out = {k: float(v) for k, v in row.items() if str(k).startswith("val/") and pd.notna(v)}
+    out["best_epoch"] = float(row["epoch"]) if "epoch" in row else float("nan")
+    return out
+
+
+def _fit_and_test(
+    config: ModelConfig, store: Any, trial_dir: Path, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Train (resuming from last.ckpt), test the best checkpoint; the summary values.
+
+    The test runs in a Trainer of its own that logs to ``logs/run<k>_test`` (a logger reopened
+    in a ddp_spawn worker would rewrite the training log's header).
+    """
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    module = RetinaNetModule(config)
+    data = TileDataModule(store, config, **options.pop("data_options", {}))
+    last = trial_dir / "checkpoints" / "last.ckpt"
+    runs = [f for f in log_versions(trial_dir) if not f.name.endswith("_test")]
+    version = f"run{len(runs)}"
+    timer = TrainTimer()
+    callbacks = [timer, *options.pop("callbacks", ())]
+    trainer = build_trainer(config, trial_dir, version=version, callbacks=callbacks, **options)
+    with sigint_restored():
+        trainer.fit(
+            module,
+            datamodule=data,
+            ckpt_path=str(last) if last.is_file() else None,
+            weights_only=True,  # our own checkpoints hold tensors and plain containers only
+        )
+    ckpt = trainer.checkpoint_callback
+    best = ckpt.best_model_path if isinstance(ckpt, ModelCheckpoint) else ""
+    best = best or (str(last) if last.is_file() else "")
+    values: dict[str, Any] = {"epochs": trainer.current_epoch, "train_time_s": timer.total()}
+    if data.has_split("test") and best:
+        tester = build_trainer(config, trial_dir, version=f"{version}_test", **options)
+        with sigint_restored():
+            tested = tester.test(module, datamodule=data, ckpt_path=best, weights_only=True)
+        values.update(tested[0])
+    values["checkpoint"] = best
+    return values
+
+
+def run_trial(
+    config: ModelConfig, store: Any, trial_dir: str | Path, **options: Any
+) -> dict[str, Any]:
+    """Run one trial into ``trial_dir``; its summary row (status ``done`` or ``failed``).
+
+    Args:
+        config: the concrete config (see :func:`trial_config`).
+        store: the tile store.
+        trial_dir: the trial's folder (created).
+        **options: for :func:`model.training.trainer.build_trainer` (``max_epochs``, ``limit_batches``,
+            ``enable_progress_bar``, Trainer keywords), plus ``data_options`` (a dict for
+            :class:`~model.training.datamodule.TileDataModule`).
+    """
+    trial_dir = Path(trial_dir)
+    (trial_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    if _is_rank_zero():
+        config.to_yaml(trial_dir / "config.yaml")
+    row: dict[str, Any] = {"trial": trial_dir.name, "status": "done", "error": ""}
+    try:
+        row.update(_fit_and_test(config, store, trial_dir, dict(options)))
+    except TRIAL_ERRORS as err:
+        log.exception("trial %s failed", trial_dir.name)
+        row.update(status="failed", error=f"{type(err).__name__}: {err}")
+        if _is_rank_zero():
+            write_atomic(trial_dir / "error.txt", traceback.format_exc())
+    metrics = read_trial_metrics(trial_dir)
+    row.update(best_row(metrics))
+    row["trial_dir"] = str(trial_dir)
+    if _is_rank_zero():
+        if len(metrics):
+            metrics.to_csv(trial_dir / "metrics.csv", index=False)
+        write_atomic(trial_dir / "summary.json", json.dumps(row, indent=2, default=str))
+    return row
+
+
+def run_grid(
+    base: ModelConfig,
+    grid: Mapping[str, Sequence[Any]],
+    store: Any,
+    output_dir: str | Path,
+    *,
+    max_epochs: int | None = None,
+    limit_batches: int | float | None = None,
+    retry_failed: bool = False,
+    enable_progress_bar: bool = True,
+    data_options: Mapping[str, Any] | None = None,
+    **trainer_kwargs: Any,
+) -> pd.DataFrame:
+    """Train one trial per combination of the grid's values; return the results table.
+
+    Args:
+        base: the config every trial starts from.
+        grid: ModelConfig field -> list of values, e.g. ``{"lr": [1e-4, 3e-4]}``; ``{}`` runs
+            ``base`` alone.
+        store: the tile store (a TileStore, or a path to open with it).
+        output_dir: where the trials and tables go (layout in the module docstring).
+        max_epochs: overrides the config's ``max_epochs`` (e.g. a smoke run).
+        limit_batches: batches per epoch for train/val/test (int or fraction); None = all.
+        retry_failed: run trials recorded as failed again (default: keep their error).
+        enable_progress_bar: Lightning's progress bar during training.
+        data_options: keywords for TileDataModule (``samples_per_epoch``, ``empty_weight``...).
+        **trainer_kwargs: extra ``pl.Trainer`` keywords.
+
+    Returns:
+        One row per trial: ``trial``, the grid's parameters, ``status``, ``error``, the best
+        ``val/*`` metrics and ``best_epoch``, ``test/*`` of the best checkpoint, ``epochs``,
+        ``train_time_s``, ``checkpoint``, ``trial_dir``. Also written to
+        ``output_dir/grid_results.csv`` after each trial; the winner's checkpoint and config are
+        copied to ``output_dir/best.ckpt`` and ``best_config.yaml``.
+    """
+    store = _open_store(store)
+    output_dir = Path(output_dir)
+    combos = expand_grid(grid) if grid else [{}]
+    configs = [trial_config(base, params, store) for params in combos]  # fail fast on bad values
+    extra = {"store": Path(store.path).name, "max_epochs": max_epochs, "limit": limit_batches}
+    options = {
+        "max_epochs": max_epochs,
+        "limit_batches": limit_batches,
+        "enable_progress_bar": enable_progress_bar,
+        "data_options": dict(data_options or {}),
+        **trainer_kwargs,
+    }
+    rows = []
+    for params, config in zip(combos, configs, strict=True):
+        trial_dir = output_dir / "trials" / trial_id(config, **extra)
+        row = _finished(trial_dir, retry_failed)
+        if row is None:
+            log.info("trial %s: %s", trial_dir.name, params)
+            row = run_trial(config, store, trial_dir, **options)
+        rows.append({"trial": row["trial"], **_plain(params), **row})
+        if _is_rank_zero():
+            output_dir.mkdir(parents=True, exist_ok=True)
+            table = order_columns(pd.DataFrame(rows), list(grid))
+            write_atomic(output_dir / "grid_results.csv", table.to_csv(index=False))
+    results = order_columns(pd.DataFrame(rows), list(grid))
+    if _is_rank_zero():
+        _copy_best(results, output_dir)
+    return results
+
+
+def order_columns(results: pd.DataFrame, params: Sequence[str]) -> pd.DataFrame:
+    """Columns: trial, the parameters, status, error, val/*, best_epoch, test/*, the rest."""
+    cols = [str(c) for c in results.columns]
+    first = ["trial", *params, "status", "error"]
+    val = sorted(c for c in cols if c.startswith("val/"))
+    test = sorted(c for c in cols if c.startswith("test/"))
+    head = [c for c in [*first, *val, "best_epoch", *test] if c in cols]
+    return results[head + [c for c in cols if c not in head]]
+
+
+def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Grid values as table cells (lists and tuples as their JSON text)."""
+    return {
+        k: json.dumps(v) if isinstance(v, list | tuple | dict) else v for k, v in params.items()
+    }
+
+
+def _finished(trial_dir: Path, retry_failed: bool) -> dict[str, Any] | None:
+    """The saved summary of a trial that need not run again, else None."""
+    summary = trial_dir / "summary.json"
+    if not summary.is_file():
+        return None
+    row = json.loads(summary.read_text())
+    if row.get("status") == "failed" and retry_failed:
+        summary.unlink()
+        return None
+    log.info("trial %s already %s; skipped", trial_dir.name, row.get("status"))
+    return row
+
+
+def _open_store(store: Any) -> Any:
+    """A TileStore from a path; any other object is returned as is."""
+    if isinstance(store, str | Path):
+        from tiling.store import TileStore
+
+        return TileStore(store)
+    return store
+
+
+def _copy_best(results: pd.DataFrame, output_dir: Path) -> None:
+    """Copy the winner's best checkpoint and config to output_dir (when a trial is done)."""
+    if not (results["status"] == "done").any():
+        return
+    winner = best_trial(results)
+    checkpoint = Path(str(winner["checkpoint"]))
+    if checkpoint.is_file():
+        copy_atomic(checkpoint, output_dir / "best.ckpt")
+        copy_atomic(Path(winner["trial_dir"]) / "config.yaml", output_dir / "best_config.yaml")
+
+
+def best_trial(results: pd.DataFrame, metric: str = MONITOR) -> pd.Series:
+    """The row of the finished trial with the highest ``metric`` (e.g. ``"val/map_50"``).
+
+    Raises:
+        ConfigError: ``metric`` is not a column of ``results``.
+        RasterDetectError: no trial finished with a value of ``metric``.
+    """
+    if metric not in results.columns:
+        metrics = sorted(c for c in results.columns if "/" in str(c))
+        raise ConfigError(f"metric={metric!r} is not in the results; use one of {metrics}.")
+    done = results[(results["status"] == "done") & results[metric].notna()]
+    if done.empty:
+        raise RasterDetectError(
+            f"No finished trial has a value of {metric!r} ({len(results)} trials; see their "
+            "'status' and 'error' columns)."
+        )
+    return done.loc[done[metric].astype(float).idxmax()]

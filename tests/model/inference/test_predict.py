@@ -1,0 +1,123 @@
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import torch
+
+from model.inference.predict import predict_raster
+from tests.conftest import write_geotiff
+from tests.model.fakes import DiscDetector, square_image
+from tiling.errors import RasterError
+
+ANCH = ((8,), (16,), (24,), (32,), (48,))
+KW = dict(tile_size=40, overlap=16, batch_size=3, progress=False)  # offsets 0, 24, 48, 60 (for 100)
+
+
+def boxes_of(frame):
+    r = frame["diameter"] / 2
+    return sorted(zip(frame["x"] - r, frame["y"] - r, frame["x"] + r, frame["y"] + r, strict=True))
+
+
+def test_objects_in_overlaps_reported_once_with_full_box(tmp_path):
+    # (x0, y0, side): inside one tile, in the overlap of 2 tiles, of 4 tiles, on the raster edge
+    squares = [(5, 5, 6), (28, 8, 8), (26, 28, 10), (94, 50, 6), (70, 90, 4)]
+    path = write_geotiff(tmp_path / "r.tif", square_image(100, squares))
+    frame = predict_raster(DiscDetector(), path, **KW)
+    expected = sorted((x, y, x + s, y + s) for x, y, s in squares)
+    assert boxes_of(frame) == [tuple(map(float, b)) for b in expected]
+    assert set(frame["label"]) == {"dark"}
+    assert list(frame.columns[:5]) == ["x", "y", "diameter", "score", "label"]
+
+
+def test_identical_with_0_and_2_workers(tmp_path):
+    rng = np.random.default_rng(0)
+    squares = [
+        (int(x), int(y), int(s))
+        for x, y, s in zip(
+            rng.integers(0, 90, 12), rng.integers(0, 90, 12), rng.integers(2, 8, 12), strict=True
+        )
+    ]
+    path = write_geotiff(tmp_path / "r.tif", square_image(100, squares))
+    a = predict_raster(DiscDetector(), path, workers=0, **KW)
+    b = predict_raster(DiscDetector(), path, workers=2, **KW)
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) > 0
+
+
+def test_crs_columns_match_rasterio_transform(tmp_path):
+    path = write_geotiff(tmp_path / "r.tif", square_image(100, [(10, 20, 6)]))
+    frame = predict_raster(DiscDetector(), path, **KW)
+    with rasterio.open(path) as ds:
+        mx, my = ds.transform @ (frame["x"].to_numpy(), frame["y"].to_numpy())
+    np.testing.assert_allclose(frame["map_x"], mx)
+    np.testing.assert_allclose(frame["map_y"], my)
+    assert frame.loc[0, "x"] == 13.0 and frame.loc[0, "map_x"] == 500013.0
+    assert -84 < frame.loc[0, "lon"] < -80 and 35 < frame.loc[0, "lat"] < 37  # UTM 17N, y=4000 km
+    assert frame.loc[0, "map_diameter"] == 6.0
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_no_crs_gives_pixel_columns_only(tmp_path):
+    path = write_geotiff(
+        tmp_path / "r.tif", square_image(100, [(10, 20, 6)]), crs=None, transform=(1, 0, 0, 0, 1, 0)
+    )
+    frame = predict_raster(DiscDetector(), path, **KW)
+    assert list(frame.columns) == ["x", "y", "diameter", "score", "label"]
+
+
+def test_nodata_filled_and_float_values_kept(tmp_path):
+    img = square_image(100, [(10, 10, 5)], value=300)
+    img[0, :, :3] = 65535
+    path = write_geotiff(tmp_path / "r.tif", img, nodata=65535)
+    model = DiscDetector()
+    frame = predict_raster(model, path, fill=[7.0], **KW)
+    first = model.seen[0]
+    assert first.dtype == torch.float32 and first[0, 0, 0] == 7.0 and first.max() == 300.0
+    assert len(frame) == 1  # the nodata stripe (65535 > threshold) is not detected
+
+
+def test_score_thresh_and_labels(tmp_path):
+    img = square_image(100, [(10, 10, 5)], value=150) + square_image(100, [(60, 60, 5)], value=500)
+    path = write_geotiff(tmp_path / "r.tif", img)
+    frame = predict_raster(DiscDetector(label_split=300), path, score_thresh=0.0, **KW)
+    assert sorted(frame["label"]) == ["bright", "dark"]
+    assert len(predict_raster(DiscDetector(), path, score_thresh=0.999, **KW)) == 0
+
+
+def test_band_count_mismatch_names_both(tmp_path):
+    from model.config import ModelConfig
+    from model.network.factory import build_retinanet
+
+    model = build_retinanet(ModelConfig(in_channels=3, tile_size=64, anchor_sizes=ANCH))
+    path = write_geotiff(tmp_path / "r.tif", square_image(100, []))
+    with pytest.raises(RasterError, match=r"1 band\(s\) but the model expects 3"):
+        predict_raster(model, path, **KW)
+
+
+def test_retinanet_checkpoint_runs_and_settings_restored(tmp_path):
+    from model.config import ModelConfig
+    from model.network.checkpoint import save_model_checkpoint
+    from model.network.factory import build_retinanet
+
+    cfg = ModelConfig(
+        backbone="resnet18",
+        in_channels=1,
+        tile_size=64,
+        anchor_sizes=ANCH,
+        image_mean=[100.0],
+        image_std=[50.0],
+    )
+    model = build_retinanet(cfg).eval()
+    ckpt = save_model_checkpoint(model, cfg, tmp_path / "m.ckpt")
+    path = write_geotiff(tmp_path / "r.tif", square_image(100, [(10, 10, 8)]))
+    frame = predict_raster(ckpt, path, tile_size=64, overlap=16, score_thresh=0.0, progress=False)
+    assert {"x", "y", "diameter", "score", "label"} <= set(frame.columns)
+    assert set(frame["label"]) <= {"object"}
+    nms_before = model.nms_thresh
+    predict_raster(model, path, tile_size=64, overlap=16, nms_thresh=0.3, progress=False)
+    assert model.nms_thresh == nms_before
+
+
+def test_missing_raster(tmp_path):
+    with pytest.raises(RasterError, match="does not exist"):
+        predict_raster(DiscDetector(), tmp_path / "nope.tif", **KW)

@@ -1,0 +1,192 @@
+import json
+
+import pandas as pd
+import pytest
+import torch
+from pytorch_lightning.callbacks import Callback
+
+from model.config import ModelConfig
+from model.network.checkpoint import load_model
+from model.training import grid as grid_mod
+from model.training.grid import (
+    best_trial,
+    expand_grid,
+    read_trial_metrics,
+    run_grid,
+    trial_config,
+    trial_id,
+)
+from tests.model.store_factory import open_store, write_disc_store
+from tiling.errors import ConfigError, RasterDetectError
+
+torch.set_num_threads(2)
+FAST = {
+    "max_epochs": 2,
+    "limit_batches": 2,
+    "enable_progress_bar": False,
+    "num_sanity_val_steps": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return open_store(write_disc_store(tmp_path_factory.mktemp("s"), n_tiles=12, tile_size=64))
+
+
+@pytest.fixture
+def base():
+    return ModelConfig(batch_size=2, augment="flips", lr=1e-3)
+
+
+class Interrupt(BaseException):
+    """Stands for Ctrl-C / a kernel restart: not an Exception, so the grid must not catch it."""
+
+
+class StopAfterFirstEpoch(Callback):
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.current_epoch == 0:
+            trainer.save_checkpoint(trainer.checkpoint_callback.dirpath + "/last.ckpt")
+            raise Interrupt
+
+
+class FailForLr(Callback):
+    def __init__(self, lr):
+        self.lr = lr
+
+    def on_train_start(self, trainer, pl_module):
+        if pl_module.config.lr == self.lr:
+            raise RuntimeError("loss is NaN (simulated)")
+
+
+def test_expand_grid_is_the_product_in_order():
+    combos = expand_grid({"lr": [1, 2], "batch_size": [3, 4, 5]})
+    assert len(combos) == 6 and combos[0] == {"lr": 1, "batch_size": 3}
+    assert combos[-1] == {"lr": 2, "batch_size": 5}
+
+
+def test_expand_grid_errors():
+    with pytest.raises(ConfigError, match="set from the tile store"):
+        expand_grid({"tile_size": [128, 256]})
+    with pytest.raises(ConfigError, match="non-empty list"):
+        expand_grid({"lr": []})
+    with pytest.raises(ConfigError, match="non-empty list"):
+        expand_grid({"backbone": "resnet18"})
+
+
+def test_trial_config_takes_the_store_and_resolves(store, base):
+    config = trial_config(base, {"lr": 3e-4}, store)
+    assert config.lr == 3e-4 and config.classes == store.labels and config.tile_size == 64
+    assert config.anchor_sizes != "auto" and config.image_mean == store.band_stats["mean"]
+    same = trial_id(config, store="x")
+    assert same == trial_id(trial_config(base, {"lr": 3e-4}, store), store="x")
+    assert same != trial_id(config, store="y") and same.startswith("t-") and len(same) == 12
+    with pytest.raises(ConfigError, match="Unknown ModelConfig key"):
+        trial_config(base, {"learning_rate": 1}, store)
+
+
+@pytest.mark.slow
+def test_grid_writes_trials_results_and_best(store, base, tmp_path):
+    out = tmp_path / "grid"
+    results = run_grid(base, {"lr": [1e-3, 3e-4]}, store, out, **FAST)
+    assert list(results.columns[:4]) == ["trial", "lr", "status", "error"]
+    assert (results["status"] == "done").all() and len(results) == 2
+    for col in (
+        "val/map_50",
+        "val/map",
+        "val/map_75",
+        "val/f1",
+        "test/map_50",
+        "train_time_s",
+        "checkpoint",
+        "best_epoch",
+    ):
+        assert col in results.columns, col
+    saved = pd.read_csv(out / "grid_results.csv")
+    assert saved["trial"].tolist() == results["trial"].tolist()
+    for row in results.itertuples():
+        folder = out / "trials" / row.trial
+        assert (folder / "config.yaml").is_file() and (folder / "metrics.csv").is_file()
+        assert (folder / "checkpoints" / "last.ckpt").is_file()
+        assert json.loads((folder / "summary.json").read_text())["status"] == "done"
+        assert ModelConfig.from_yaml(folder / "config.yaml").lr == row.lr
+        metrics = read_trial_metrics(folder)
+        assert {"train/loss", "val/map_50", "epoch", "lr-AdamW"} <= set(metrics.columns)
+    winner = best_trial(results)
+    assert (out / "best.ckpt").is_file() and (out / "best_config.yaml").is_file()
+    model, config = load_model(out / "best.ckpt")
+    assert config.lr == winner["lr"] and not model.training
+
+    # a second run skips every finished trial
+    def boom(*args, **kwargs):
+        raise AssertionError("finished trial ran again")
+
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(grid_mod, "run_trial", boom)
+    again = run_grid(base, {"lr": [1e-3, 3e-4]}, store, out, **FAST)
+    monkey.undo()
+    assert again["trial"].tolist() == results["trial"].tolist()
+    assert again["val/map_50"].tolist() == pytest.approx(results["val/map_50"].tolist())
+
+
+@pytest.mark.slow
+def test_interrupted_trial_resumes_from_its_last_checkpoint(store, base, tmp_path):
+    out = tmp_path / "grid"
+    two = {**FAST, "max_epochs": 2}
+    with pytest.raises(Interrupt):
+        run_grid(base, {}, store, out, callbacks=[StopAfterFirstEpoch()], **two)
+    (folder,) = (out / "trials").iterdir()
+    assert (folder / "checkpoints" / "last.ckpt").is_file() and not (
+        folder / "summary.json"
+    ).exists()
+    results = run_grid(base, {}, store, out, **two)
+    assert results.loc[0, "status"] == "done" and results.loc[0, "epochs"] == 2
+    metrics = read_trial_metrics(folder)
+    assert metrics.dropna(subset=["val/map_50"])["epoch"].tolist() == [0, 1]  # epoch 0 not redone
+    assert (folder / "logs" / "run1" / "metrics.csv").is_file()
+
+
+@pytest.mark.slow
+def test_failed_trial_is_recorded_and_others_go_on(store, base, tmp_path):
+    out = tmp_path / "grid"
+    results = run_grid(base, {"lr": [1e-3, 3e-4]}, store, out, callbacks=[FailForLr(1e-3)], **FAST)
+    failed = results[results["lr"] == 1e-3].iloc[0]
+    assert failed["status"] == "failed" and "loss is NaN" in failed["error"]
+    assert "RuntimeError" in (out / "trials" / failed["trial"] / "error.txt").read_text()
+    assert results[results["lr"] == 3e-4].iloc[0]["status"] == "done"
+    assert best_trial(results)["lr"] == 3e-4
+    # kept as failed by default, run again with retry_failed
+    kept = run_grid(base, {"lr": [1e-3, 3e-4]}, store, out, **FAST)
+    assert kept["status"].tolist() == results["status"].tolist()
+    retried = run_grid(base, {"lr": [1e-3, 3e-4]}, store, out, retry_failed=True, **FAST)
+    assert (retried["status"] == "done").all()
+
+
+def test_best_trial_errors():
+    results = pd.DataFrame({"trial": ["a"], "status": ["failed"], "val/map_50": [float("nan")]})
+    with pytest.raises(ConfigError, match="metric='val/f2' is not in the results"):
+        best_trial(results, "val/f2")
+    with pytest.raises(RasterDetectError, match="No finished trial"):
+        best_trial(results)
+
+
+def test_trainer_has_checkpoints_lr_monitor_loggers_and_optional_early_stopping(tmp_path):
+    from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    from model.training.trainer import build_trainer
+
+    config = ModelConfig(accelerator="cpu", early_stopping_patience=3, max_epochs=7)
+    trainer = build_trainer(config, tmp_path, limit_batches=3, enable_progress_bar=False)
+    kinds = {type(c) for c in trainer.callbacks}
+    assert {ModelCheckpoint, LearningRateMonitor, EarlyStopping} <= kinds
+    ckpt = trainer.checkpoint_callback
+    assert ckpt.monitor == "val/map_50" and ckpt.mode == "max" and ckpt.save_last
+    assert (
+        trainer.max_epochs == 7
+        and trainer.limit_train_batches == 3
+        and trainer.log_every_n_steps == 3
+    )
+    assert isinstance(trainer.loggers[0], CSVLogger)
+    assert any(isinstance(lg, TensorBoardLogger) for lg in trainer.loggers)
+    quiet = build_trainer(config.replace(early_stopping_patience=None), tmp_path, max_epochs=1)
+    assert EarlyStopping not in {type(c) for c in quiet.callbacks} and quiet.max_epochs == 1

@@ -1,0 +1,5 @@
+"""``python -m tiling.synthetic``: write the default crater data set (see :mod:`tiling.synthetic.craters`)."""
+
+from tiling.synthetic.craters import main
+
+main()
