@@ -45,11 +45,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from tqdm.auto import tqdm
 
 from tiling.errors import TilingError
 from tiling.lanes import Lanes
 from tiling.npyfile import new_npy, npy_header
+from tiling.progress import progress_bar
 from tiling.raster import RasterSource, Window, open_raster
 
 if TYPE_CHECKING:  # pandas is not imported by worker processes
@@ -386,7 +386,9 @@ def read_tiles(
         tasks += [(k, task) for task in plan]
     fractions = [np.zeros(len(job.offsets), dtype=np.float32) for job in jobs]
     options = {} if progress else {"disable": True}  # else TQDM_DISABLE=1 still applies
-    bar = tqdm(total=sum(len(j.offsets) for j in jobs), unit="tile", **options)
+    bar = progress_bar(
+        total=sum(len(j.offsets) for j in jobs), unit="tile", desc="read tiles", **options
+    )
     start, nbytes = time.perf_counter(), 0
     with bar:
         for k, (dest, frac, read) in _results(tasks, workers):
