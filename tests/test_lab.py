@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -183,7 +184,8 @@ def check_progress_bars(page) -> None:
     assert done.count() >= 3, f"{done.count()} widget progress bars completed"
     # text content, not inner text: cells scrolled out of view are not laid out
     labels = " ".join(page.locator(".jp-OutputArea-output .widget-hbox").all_text_contents())
-    for desc in ("read tiles", "Epoch", "predict"):
+    labels = labels.replace("\u2007", " ")  # tqdm.notebook pads with figure spaces
+    for desc in ("read tiles", "Epoch 0: 100%", "Testing", "predict: 100%"):
         assert desc in labels, f"no widget bar labelled {desc!r} in {labels[:500]!r}"
 
 
@@ -193,21 +195,39 @@ def check_explorer(page, shots: Path) -> None:
     canvas.wait_for(state="visible", timeout=60_000)
     canvas.scroll_into_view_if_needed()
     plot = page.locator(".jp-OutputArea-output .bk-Column").last
-    status = page.locator(".jp-OutputArea-output .bk-Div").filter(has_text="view x").first
+    status = page.get_by_text(re.compile(r"^view x .* objects")).first  # in Bokeh's shadow DOM
     before = status.inner_text()
-    assert "objects" in before, before
+    kinds = [
+        k for k in ("true positive", "false positive", "missed") if page.get_by_text(k).count()
+    ]
+    assert kinds, "no match kinds in the explorer's filter"  # which ones depends on the smoke model
     plot.screenshot(path=shots / "explorer.png")
+    hover_and_click_an_object(page, canvas.bounding_box(), shots)
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.4)
-    for _ in range(4):
-        page.mouse.wheel(0, -400)
-        time.sleep(0.2)
-    page.wait_for_function(
-        "([el, before]) => el.innerText !== before",
-        arg=[status.element_handle(), before],
-        timeout=60_000,
-    )
-    assert status.inner_text() != before
+    page.mouse.wheel(0, -300)  # one wheel step: Bokeh zooms in, Python reads the new view
+    after = before
+    deadline = time.monotonic() + 60
+    while after == before and time.monotonic() < deadline:
+        time.sleep(0.5)
+        after = page.get_by_text(re.compile(r"^view x .* objects")).first.inner_text()
+    assert after != before, f"the view did not change after a zoom: {before!r}"
     time.sleep(1)
     plot.screenshot(path=shots / "explorer_zoomed.png")
-    (shots / "status.json").write_text(json.dumps({"before": before, "after": status.inner_text()}))
+    (shots / "status.json").write_text(json.dumps({"before": before, "after": after}))
+
+
+def hover_and_click_an_object(page, box: dict, shots: Path) -> None:
+    """Sweep the mouse over the canvas until a tooltip shows; click there to pin the object."""
+    tooltip = page.get_by_text("pixel x, y")
+    for y in range(10, int(box["height"]), 20):
+        for x in range(10, int(box["width"]), 20):
+            page.mouse.move(box["x"] + x, box["y"] + y)
+            if tooltip.count() and tooltip.first.is_visible():
+                page.screenshot(path=shots / "hover.png")
+                page.mouse.click(box["x"] + x, box["y"] + y)
+                pinned = page.get_by_text(re.compile(r": pixel [0-9.]+, [0-9.]+; world [0-9.]+"))
+                pinned.first.wait_for(timeout=30_000)
+                page.mouse.click(box["x"] + x, box["y"] + y)  # click again: deselect
+                return
+    raise AssertionError("no tooltip anywhere on the explorer's canvas")
