@@ -8,7 +8,7 @@ whole in memory:
   (:meth:`RasterSource.read_overview`: GDAL's overviews when the file has them, else a decimated
   read; block means for FITS);
 - a view whose *decimation* (raster pixels per screen pixel) is at least the overview's scale is
-  cut from that overview, with no I/O;
+  cut from that overview and strided down to about the screen's size, with no I/O;
 - a closer view reads its window at full resolution in strips of at most ``strip_bytes``, each
   decimated by striding (every ``step``-th pixel) before the next is read. Memory is one strip
   plus the screen-size result; the pixels decoded per view are at most
@@ -143,7 +143,7 @@ class RasterView:
             return None
         factor = decimation(window, screen)
         if factor >= self.scale:
-            return self._from_overview(window)
+            return self._from_overview(window, max(1, math.floor(factor / self.scale)))
         step = max(1, math.floor(factor))
         pixels = self.read_decimated(window, step)
         return Frame(
@@ -183,15 +183,16 @@ class RasterView:
         rgba = np.ascontiguousarray(np.moveaxis(np.concatenate([rgb, alpha[None]]), 0, -1))
         return rgba.view(np.uint32)[..., 0]
 
-    def _from_overview(self, window: Window) -> Frame:
-        """Cut the overview pixels that cover ``window``."""
+    def _from_overview(self, window: Window, k: int) -> Frame:
+        """Every ``k``-th overview pixel of those that cover ``window``."""
         s = self.scale
         h, w = self.overview.shape[1:]
         i0, j0 = min(h - 1, int(window.row // s)), min(w - 1, int(window.col // s))
         i1 = max(i0 + 1, min(h, math.ceil((window.row + window.height) / s)))
         j1 = max(j0 + 1, min(w, math.ceil((window.col + window.width) / s)))
-        rgba = self.to_rgba(self.overview[:, i0:i1, j0:j1])
-        return Frame(rgba, j0 * s, i0 * s, (j1 - j0) * s, (i1 - i0) * s, s, "overview")
+        rgba = self.to_rgba(self.overview[:, i0:i1:k, j0:j1:k])
+        dh, dw = rgba.shape[0] * k * s, rgba.shape[1] * k * s
+        return Frame(rgba, j0 * s, i0 * s, dw, dh, k * s, "overview")
 
     def _nodata_mask(self, bands: np.ndarray) -> np.ndarray:
         """``bool[h, w]``: a NaN in any band, or every band equal to the nodata value."""

@@ -41,6 +41,9 @@ def test_far_views_come_from_the_overview_near_views_from_windows(gradient):
         mid = view.render(0, 200, 0, 150, (80, 60))  # 2.5 px per screen px < scale 4
         assert mid.source == "window" and mid.step == 2 and mid.rgba.shape == (75, 100)
         assert view.render(500, 600, 0, 10, (80, 60)) is None
+        small = view.render(0, 400, 0, 300, (40, 30))  # 10 px per screen px: every 2nd of the 4
+        assert small.source == "overview" and small.step == 8 and small.rgba.shape == (38, 50)
+        assert (small.dw, small.dh) == (400, 304)  # whole strided pixels, past the last row
 
 
 def test_decimated_reads_equal_strided_numpy_in_small_strips(gradient):
