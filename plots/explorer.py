@@ -26,17 +26,10 @@ from types import TracebackType
 from typing import Any, Self
 
 import pandas as pd
-from bokeh.events import RangesUpdate
+from bokeh.events import Event, RangesUpdate
 from bokeh.layouts import column, row
-from bokeh.models import (
-    CheckboxGroup,
-    ColumnDataSource,
-    Div,
-    HoverTool,
-    LayoutDOM,
-    Range1d,
-    Slider,
-)
+from bokeh.models import ColumnDataSource, HoverTool, LayoutDOM, Range1d
+from bokeh.models.widgets import CheckboxGroup, Div, Slider
 from bokeh.plotting import figure
 from bokeh.transform import factor_cmap
 
@@ -69,7 +62,7 @@ class RasterExplorer:
         size: the largest ``(width, height)`` of the plot frame, in screen pixels; the frame
             takes the raster's aspect inside it.
         max_objects: most circles drawn in one view (the largest first).
-        base_size, stretch, **open_options: for :class:`plots.viewport.RasterView`.
+        base_size, stretch, hdu: for :class:`plots.viewport.RasterView`.
     """
 
     def __init__(
@@ -83,9 +76,9 @@ class RasterExplorer:
         max_objects: int = 5000,
         base_size: int = 4096,
         stretch: str = "linear",
-        **open_options: object,
+        hdu: int | str | None = None,
     ) -> None:
-        self.view = RasterView(raster_path, base_size=base_size, stretch=stretch, **open_options)
+        self.view = RasterView(raster_path, base_size=base_size, stretch=stretch, hdu=hdu)
         world = self.view.world
         table = overlay_table(evaluation, truth=truth, pred=pred)
         to_world = self.view.pixel_to_world if world else None
@@ -105,8 +98,8 @@ class RasterExplorer:
         fig = figure(
             frame_width=self.screen[0],
             frame_height=self.screen[1],
-            x_range=Range1d(0, width, bounds=(0, width)),
-            y_range=Range1d(height, 0, bounds=(0, height)),
+            x_range=Range1d(start=0, end=width, bounds=(0, width)),
+            y_range=Range1d(start=height, end=0, bounds=(0, height)),
             tools="pan,wheel_zoom,box_zoom,reset,tap",
             active_scroll="wheel_zoom",
             title=f"{self.view.path.name}: {height} x {width} px",
@@ -202,9 +195,11 @@ class RasterExplorer:
         data["radius"] = (shown["diameter"] / 2).clip(lower=MIN_RADIUS_PX * per_px).to_numpy()
         return data
 
-    def _on_ranges(self, event: RangesUpdate) -> None:
-        """Bokeh callback: a pan or zoom ended."""
-        self.update(event.x0, event.x1, event.y0, event.y1)
+    def _on_ranges(self, event: Event) -> None:
+        """Bokeh callback: a pan or zoom ended (a ``RangesUpdate`` with the new bounds)."""
+        bounds = [getattr(event, name, None) for name in ("x0", "x1", "y0", "y1")]
+        if None not in bounds:
+            self.update(*(float(b) for b in bounds))  # type: ignore[arg-type]
 
     def _on_filter(self, attr: str, old: Any, new: Any) -> None:
         """Bokeh callback: the score slider or a check box changed."""

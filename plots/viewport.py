@@ -94,7 +94,7 @@ class RasterView:
         base_size: longer side of the kept overview, in pixels.
         stretch: ``linear``, ``asinh``, ``log`` or ``zscale`` (``zscale`` suits astronomy).
         strip_bytes: most bytes of full-resolution pixels held at once by a window read.
-        **open_options: for :func:`tiling.raster.open_raster` (FITS: ``hdu``).
+        hdu: the FITS HDU to show (name or index; ``None``: the first image).
     """
 
     def __init__(
@@ -104,14 +104,15 @@ class RasterView:
         base_size: int = 4096,
         stretch: str = "linear",
         strip_bytes: int = 32 * 2**20,
-        **open_options: object,
+        hdu: int | str | None = None,
     ) -> None:
         if base_size < 16 or strip_bytes < 1:
             raise ConfigError(
                 f"RasterView({path}): base_size={base_size} must be >= 16 and "
                 f"strip_bytes={strip_bytes} >= 1"
             )
-        self.source: RasterSource = open_raster(path, **open_options)
+        options = {} if hdu is None else {"hdu": hdu}
+        self.source: RasterSource = open_raster(path, **options)
         self.path = Path(path)
         self.strip_bytes = strip_bytes
         self.overview, self.scale = self.source.read_overview(base_size)
