@@ -53,8 +53,10 @@ run-starfield: $(STAMP)
 # JupyterLab on main.ipynb, listening on 127.0.0.1:$(LAB_PORT); open the printed URL (with its
 # token), through an SSH tunnel from a remote machine (README). LAB_ARGS= opens a local browser.
 lab: data $(LAB_STAMP)
-	$(VENV)/bin/jupyter lab main.ipynb --ip=127.0.0.1 --port=$(LAB_PORT) $(LAB_ARGS) \
-		$(if $(filter 0,$(shell id -u)),--allow-root)
+	@token=$$($(PY) -c 'import secrets; print(secrets.token_hex(24))'); \
+	echo "JupyterLab on main.ipynb: http://127.0.0.1:$(LAB_PORT)/lab/tree/main.ipynb?token=$$token"; \
+	JUPYTER_TOKEN=$$token $(VENV)/bin/jupyter lab main.ipynb --ip=127.0.0.1 --port=$(LAB_PORT) \
+		--ServerApp.port_retries=0 $(LAB_ARGS) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -41,6 +41,12 @@ OUT = Path(__file__).parent / "out" / "explorer"
 SCREEN = (860, 600)
 
 
+def paths(size: int) -> tuple[Path, Path, Path]:
+    """The bench raster, its copy with overviews and its catalogue."""
+    name = f"craters_{size}"
+    return OUT / f"{name}.tif", OUT / f"{name}_overviews.tif", OUT / f"{name}.csv"
+
+
 def build(size: int) -> tuple[Path, Path, Path]:
     """The bench raster, its copy with overviews and its catalogue (built once, then cached)."""
     import rasterio
@@ -48,8 +54,7 @@ def build(size: int) -> tuple[Path, Path, Path]:
 
     from tiling.synthetic import generate_crater_field
 
-    plain, csv = OUT / f"craters_{size}.tif", OUT / f"craters_{size}.csv"
-    pyramid = OUT / f"craters_{size}_overviews.tif"
+    plain, pyramid, csv = paths(size)
     if not plain.exists() or not csv.exists():
         generate_crater_field(plain, csv, height=size, width=size, seed=7)
     if not pyramid.exists():
@@ -150,15 +155,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=20000)
     parser.add_argument("--views", type=int, default=40)
+    parser.add_argument("--build", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--csv", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         one(args.one, args.csv, args.views)
         return
-    OUT.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    plain, pyramid, csv = build(args.size)
+    if args.build:
+        OUT.mkdir(parents=True, exist_ok=True)
+        build(args.size)
+        return
+    start = time.perf_counter()  # built in a child: a child's ru_maxrss starts at its parent's
+    build_command = [sys.executable, "-m", "bench.explorer", "--build", "--size", str(args.size)]
+    subprocess.run(build_command, check=True)
+    plain, pyramid, csv = paths(args.size)
     print(f"rasters ready in {time.perf_counter() - start:.0f} s: {plain}, {pyramid}", flush=True)
     for path in (plain, pyramid):
         command = [sys.executable, "-m", "bench.explorer", "--one", str(path), "--csv", str(csv)]

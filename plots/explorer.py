@@ -79,10 +79,7 @@ class RasterExplorer:
         hdu: int | str | None = None,
     ) -> None:
         self.view = RasterView(raster_path, base_size=base_size, stretch=stretch, hdu=hdu)
-        world = self.view.world
-        table = overlay_table(evaluation, truth=truth, pred=pred)
-        to_world = self.view.pixel_to_world if world else None
-        self.objects = describe_objects(table, to_world, world or "")
+        self.objects = overlay_table(evaluation, truth=truth, pred=pred)
         self.max_objects = max_objects
         self.screen = _frame_size(self.view.shape, size)
         self.bounds = (0.0, float(self.view.shape[1]), 0.0, float(self.view.shape[0]))
@@ -108,7 +105,8 @@ class RasterExplorer:
             background_fill_color="#808080",
         )
         fig.image_rgba(image="image", x="x", y="y", dw="dw", dh="dh", source=self.image_source)
-        kinds = [k for k in KIND_COLOURS if k in set(self.objects["kind"])] or list(KIND_COLOURS)
+        present = set(self.objects["kind"].unique())
+        kinds = [k for k in KIND_COLOURS if k in present] or list(KIND_COLOURS)
         circles = fig.circle(
             x="x",
             y="y",
@@ -126,7 +124,7 @@ class RasterExplorer:
 
     def _build_controls(self, kinds: list[str]) -> None:
         """Score slider, kind and label check boxes, status line and clicked-object panel."""
-        labels = sorted(set(self.objects["label"]))
+        labels = sorted(self.objects["label"].unique())
         scored = self.objects["score"].notna().any()
         self.score_slider = Slider(
             start=0, end=1, step=0.01, value=0, title="min score", visible=bool(scored)
@@ -189,7 +187,13 @@ class RasterExplorer:
         )
 
     def _object_data(self, shown: pd.DataFrame, per_px: float) -> dict[str, Any]:
-        """Columns of the circle source; radius at least :data:`MIN_RADIUS_PX` screen pixels."""
+        """Columns of the circle source; radius at least :data:`MIN_RADIUS_PX` screen pixels.
+
+        The hover texts are formatted here, for the drawn objects only (at most
+        ``max_objects``), not for the whole catalogue when the explorer opens.
+        """
+        world = self.view.world
+        shown = describe_objects(shown, self.view.pixel_to_world if world else None, world or "")
         fields = ["x", "y", "kind", "label", "pixel", "world", "size", "score_text"]
         data: dict[str, Any] = {f: shown[f].to_numpy() for f in fields}
         data["radius"] = (shown["diameter"] / 2).clip(lower=MIN_RADIUS_PX * per_px).to_numpy()
