@@ -1,14 +1,18 @@
-# Two entry points: `make run` (the notebook on the default data) and `make test` (lint + tests).
-# Both create .venv and install requirements.txt on first use.
+# Entry points: `make run` (the notebook on the default data, headless), `make lab` (JupyterLab on
+# the notebook) and `make test` (lint + tests). Each creates .venv and installs requirements.txt on
+# first use; `make lab` and `make test` add requirements-lab.txt (JupyterLab, widgets, Bokeh).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.installed-lab
+LAB_PORT ?= 8888
+LAB_ARGS ?= --no-browser
 RUN_DIR := runs/$(shell date +%Y%m%d-%H%M%S)
 PARAMS ?=
 
-.PHONY: install data run run-starfield test lint clean
+.PHONY: install install-lab data run run-starfield lab test lint clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +23,12 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(LAB_STAMP): $(STAMP) requirements-lab.txt
+	$(PY) -m pip install --quiet -r requirements-lab.txt
+	touch $(LAB_STAMP)
+
+install-lab: $(LAB_STAMP)
 
 data: $(STAMP)
 	$(PY) -m tiling.synthetic --if-missing --out data
@@ -41,11 +51,19 @@ run-starfield: $(STAMP)
 		-p tiles_dir data/starfield/tiles $(PARAMS)
 	@echo "run written to $(RUN_DIR)"
 
+# JupyterLab on main.ipynb, listening on 127.0.0.1:$(LAB_PORT); open the printed URL (with its
+# token), through an SSH tunnel from a remote machine (README). LAB_ARGS= opens a local browser.
+lab: data $(LAB_STAMP)
+	@token=$$($(PY) -c 'import secrets; print(secrets.token_hex(24))'); \
+	echo "JupyterLab on main.ipynb: http://127.0.0.1:$(LAB_PORT)/lab/tree/main.ipynb?token=$$token"; \
+	JUPYTER_TOKEN=$$token $(VENV)/bin/jupyter lab main.ipynb --ip=127.0.0.1 --port=$(LAB_PORT) \
+		--ServerApp.port_retries=0 $(LAB_ARGS) $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+test: lint $(LAB_STAMP)
 	$(VENV)/bin/pytest -n 2
 
 clean:

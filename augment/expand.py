@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 import torch
 from numpy.lib.format import open_memmap
-from tqdm.auto import tqdm
 
 from augment.base import Transform
 from augment.recipe import build_transform, recipe_to_dict
 from tiling.errors import ConfigError
+from tiling.progress import progress_bar
 
 log = logging.getLogger(__name__)
 BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
@@ -139,7 +139,9 @@ class _Writer:
         array = open_memmap(self.folder / f"tiles_{k}.npy", "w+", first.dtype, shape)
         start = 0
         for copy, src in enumerate(sources):
-            for lo in tqdm(range(0, len(src), self.batch_size), desc=f"array {k} copy {copy}"):
+            for lo in progress_bar(
+                range(0, len(src), self.batch_size), desc=f"array {k} copy {copy}"
+            ):
                 chunk = src.iloc[lo : lo + self.batch_size]
                 transform = self.transform if copy else None
                 images, boxes = _augment(self.store, chunk, self.boxes_by_tile, transform, self.gen)

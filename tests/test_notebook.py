@@ -50,6 +50,19 @@ def test_notebook_is_committed_clean():
     )
 
 
+def smoke_parameters(tmp_path, data, **parameters):
+    """Notebook parameters of a smoke run on ``data`` (images/, datasets/), writing in tmp_path."""
+    return {
+        "images_dir": str(data / "images"),
+        "datasets_dir": str(data / "datasets"),
+        "tiles_dir": str(tmp_path / "tiles"),
+        "output_dir": str(tmp_path / "run"),
+        "smoke": True,
+        "workers": 0,
+        **parameters,
+    }
+
+
 def run_smoke(tmp_path, data, **parameters):
     """Execute main.ipynb with smoke settings on ``data`` (images/, datasets/); the output dir."""
     import papermill
@@ -58,15 +71,7 @@ def run_smoke(tmp_path, data, **parameters):
     papermill.execute_notebook(
         str(ROOT / "main.ipynb"),
         str(tmp_path / "main.ipynb"),
-        parameters={
-            "images_dir": str(data / "images"),
-            "datasets_dir": str(data / "datasets"),
-            "tiles_dir": str(tmp_path / "tiles"),
-            "output_dir": str(out_dir),
-            "smoke": True,
-            "workers": 0,
-            **parameters,
-        },
+        parameters=smoke_parameters(tmp_path, data, **parameters),
         kernel_name="python3",
         cwd=str(ROOT),
         progress_bar=False,

@@ -28,12 +28,12 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from model.inference.merge import TileMerger
 from model.inference.windows import WindowBatches
 from tiling.errors import RasterError
 from tiling.geometry.grid import catalog_from_boxes, check_tiling, tile_grid
+from tiling.progress import progress_bar
 from tiling.sources import RasterSource, open_raster
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def _run(
         data, batch_size=None, num_workers=workers, prefetch_factor=2 if workers else None
     )
     cuda = torch.device(device).type == "cuda"
-    bar = tqdm(total=len(data.offsets), unit="win", disable=not progress, desc="predict")
+    bar = progress_bar(total=len(data.offsets), unit="win", disable=not progress, desc="predict")
     start, pixels = time.perf_counter(), 0
     for images, offs in loader:
         images = images.to(device, non_blocking=True)

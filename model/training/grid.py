@@ -278,11 +278,11 @@ def run_grid(
         **trainer_kwargs,
     }
     rows = []
-    for params, config in zip(combos, configs, strict=True):
+    for k, (params, config) in enumerate(zip(combos, configs, strict=True), start=1):
         trial_dir = output_dir / "trials" / trial_id(config, **extra)
         row = _finished(trial_dir, retry_failed)
         if row is None:
-            log.info("trial %s: %s", trial_dir.name, params)
+            log.info("trial %d/%d %s: %s", k, len(combos), trial_dir.name, params)
             row = run_trial(config, store, trial_dir, **options)
         rows.append({"trial": row["trial"], **_plain(params), **row})
         if _is_rank_zero():

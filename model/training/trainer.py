@@ -28,6 +28,7 @@ from pytorch_lightning.callbacks import (
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from model.config import ModelConfig
+from model.training.progress_bar import ProgressBar
 
 
 class TrainTimer(Callback):
@@ -117,7 +118,8 @@ def build_trainer(
         limit_batches: batches per epoch for training, validation and test (an int, or a
             fraction of each loader); None = all.
         version: name of this (re)start's log folder.
-        enable_progress_bar: Lightning's TQDM bar (turn off in tests).
+        enable_progress_bar: Lightning's TQDM bars, as widgets in JupyterLab and text elsewhere
+            (:class:`model.training.progress_bar.ProgressBar`; turn off in tests).
         log_every_n_steps: logging interval of the per-step losses (at most ``limit_batches``).
         callbacks: extra callbacks after the standard ones.
         **trainer_kwargs: anything else for ``pl.Trainer`` (e.g. ``fast_dev_run``,
@@ -136,7 +138,11 @@ def build_trainer(
         "precision": config.precision,
         "default_root_dir": str(run_dir),
         "logger": build_loggers(run_dir, version),
-        "callbacks": [*build_callbacks(config, run_dir / "checkpoints"), *callbacks],
+        "callbacks": [
+            *build_callbacks(config, run_dir / "checkpoints"),
+            *_progress_bar(enable_progress_bar, callbacks),
+            *callbacks,
+        ],
         "enable_progress_bar": enable_progress_bar,
         "log_every_n_steps": log_every_n_steps,
         "enable_model_summary": False,
@@ -151,3 +157,10 @@ def build_trainer(
         )
     options.update(trainer_kwargs)
     return pl.Trainer(**options)
+
+
+def _progress_bar(enabled: bool, callbacks: Sequence[Callback]) -> list[Callback]:
+    """The project's progress bar, unless bars are off or ``callbacks`` bring their own."""
+    if not enabled or any(isinstance(c, pl.callbacks.ProgressBar) for c in callbacks):
+        return []
+    return [ProgressBar()]

@@ -20,12 +20,13 @@ torch tensors ``[C, H, W]``; :meth:`Stretch.invert` maps stretched values back t
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 
 from tiling.errors import ConfigError, RasterError
 from tiling.radiometry.zscale import zscale_limits
@@ -96,7 +97,9 @@ class Stretch:
         x: Any
         low: Any
         high: Any
-        if isinstance(array, torch.Tensor):
+        if _is_tensor(array):
+            import torch
+
             x = array.to(torch.float64)
             low = torch.tensor(self.low, dtype=torch.float64, device=x.device)[:, None, None]
             high = torch.tensor(self.high, dtype=torch.float64, device=x.device)[:, None, None]
@@ -108,12 +111,10 @@ class Stretch:
         span = span + (span <= 0) * 1.0  # flat band: avoid 0/0, everything maps to 0
         out = self.curve(((x - low) / span).clip(0.0, 1.0))
         if fill is not None:
-            out = (
-                out.nan_to_num(fill)
-                if isinstance(out, torch.Tensor)
-                else np.nan_to_num(out, nan=fill)
-            )
-        return out.to(torch.float32) if isinstance(out, torch.Tensor) else out.astype(np.float32)
+            out = out.nan_to_num(fill) if _is_tensor(out) else np.nan_to_num(out, nan=fill)
+        if _is_tensor(out):
+            return out.to(sys.modules["torch"].float32)
+        return out.astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict with ``kind`` and every field (limits as lists)."""
@@ -159,7 +160,7 @@ class AsinhStretch(Stretch):
     a: float = 0.1
 
     def curve(self, u: Any) -> Any:  # noqa: D102 - see class docstring
-        lib = torch if isinstance(u, torch.Tensor) else np
+        lib = _array_module(u)
         return lib.arcsinh(u / self.a) / math.asinh(1.0 / self.a)
 
     def inverse_curve(self, y: float) -> float:  # noqa: D102 - see Stretch.inverse_curve
@@ -174,11 +175,22 @@ class LogStretch(Stretch):
     a: float = 1000.0
 
     def curve(self, u: Any) -> Any:  # noqa: D102 - see class docstring
-        lib = torch if isinstance(u, torch.Tensor) else np
+        lib = _array_module(u)
         return lib.log1p(self.a * u) / math.log1p(self.a)
 
     def inverse_curve(self, y: float) -> float:  # noqa: D102 - see Stretch.inverse_curve
         return math.expm1(y * math.log1p(self.a)) / self.a
+
+
+def _is_tensor(value: Any) -> bool:
+    """True for a torch tensor; torch is not imported for numpy input (it costs ~0.6 GB)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _array_module(value: Any) -> ModuleType:
+    """``torch`` for a tensor, else ``numpy``."""
+    return sys.modules["torch"] if _is_tensor(value) else np
 
 
 STRETCHES: dict[str, type[Stretch]] = {

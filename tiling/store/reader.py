@@ -45,9 +45,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from tqdm.auto import tqdm
 
 from tiling.errors import TilingError
+from tiling.progress import progress_bar
 from tiling.sources import RasterSource, Window, open_raster
 from tiling.store.lanes import Lanes
 from tiling.store.npyfile import new_npy, npy_header
@@ -386,7 +386,9 @@ def read_tiles(
         tasks += [(k, task) for task in plan]
     fractions = [np.zeros(len(job.offsets), dtype=np.float32) for job in jobs]
     options = {} if progress else {"disable": True}  # else TQDM_DISABLE=1 still applies
-    bar = tqdm(total=sum(len(j.offsets) for j in jobs), unit="tile", **options)
+    bar = progress_bar(
+        total=sum(len(j.offsets) for j in jobs), unit="tile", desc="read tiles", **options
+    )
     start, nbytes = time.perf_counter(), 0
     with bar:
         for k, (dest, frac, read) in _results(tasks, workers):
