@@ -338,11 +338,12 @@ def test_weights_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"Weights file .*nope.pt does not exist"):
         load_weights(model, tmp_path / "nope.pt")
     (tmp_path / "text.pt").write_text("not a torch file")
-    with pytest.raises(ConfigError, match=r"text.pt is not a torch file that can be loaded safely"):
+    with pytest.raises(ConfigError, match=r"text.pt is a text file .*A weights file is one file"):
         load_weights(model, tmp_path / "text.pt")
     torch.save({"x": _Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(ConfigError, match=r"evil.pt is not a torch file .*weights_only=True"):
+    with pytest.raises(ConfigError, match=r"evil.pt holds Python objects such as .*_Evil") as err:
         load_weights(model, tmp_path / "evil.pt")
+    assert "weights_only" not in str(err.value)
     torch.save({"epoch": 3}, tmp_path / "empty.pt")
     with pytest.raises(ConfigError, match=r"empty.pt holds no state dict"):
         load_weights(model, tmp_path / "empty.pt")
