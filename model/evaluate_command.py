@@ -73,7 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             help=f"--match center: largest {what} / smaller diameter (default: 0.5)",
         )
     parser.add_argument(
-        "--by-label", action="store_true", help="match only objects of the same label"
+        "--by-label",
+        action="store_true",
+        help="match only objects of the same label (default: any labels match)",
     )
     add_options(parser.add_argument_group("true catalogue"), StoreParameters, CATALOG_OPTIONS)
 
@@ -99,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         diameter_tol=args.diameter_tol,
         by_label=args.by_label,
     )
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
     with disk_full_errors(paths[0]):
         evaluation.save(paths[0])
     save_figures(args.raster, evaluation, pred, truth, args.output_dir)
@@ -174,8 +177,10 @@ def _numbers(values: pd.Series, what: str, valid: Callable[[Any], Any], path: Pa
     bad = ~np.asarray(valid(numbers.to_numpy()), dtype=bool)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
+        value = values.iloc[row]
+        value = value.item() if isinstance(value, np.generic) else value
         raise CatalogError(
-            f"{path}: row {row + 2}, column {values.name!r}: {values.iloc[row]!r} is not {what}"
+            f"{path}: row {row + 2}, column {values.name!r}: {value!r} is not {what}"
         )
     return numbers
 

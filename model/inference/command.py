@@ -116,9 +116,9 @@ def check_arguments(args: argparse.Namespace) -> str | None:
     if not args.gis:
         return None
     gis_driver(args.gis, option="--gis")
-    check_output_file(
-        args.gis, option="--gis", inputs=[*inputs, args.out], overwrite=args.overwrite
-    )
+    check_output_file(args.gis, option="--gis", inputs=inputs, overwrite=args.overwrite)
+    if Path(args.gis).resolve() == Path(args.out).resolve():
+        raise OutputError(f"--gis {args.gis} is the --out file too; give the two different names")
     return raster_crs(args.raster)
 
 
