@@ -163,7 +163,7 @@ def read_predictions(path: Path) -> pd.DataFrame:
 
 
 #: Column -> (what it must be, mask of valid values) for a predicted catalogue.
-_RULES = {
+_RULES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "x": ("a finite number", np.isfinite),
     "y": ("a finite number", np.isfinite),
     "diameter": ("a finite number above 0", lambda v: np.isfinite(v) & (v > 0)),

@@ -180,12 +180,17 @@ def device(raw: Any) -> str:
     raise _Invalid(f"device {raw!r} is not available here; use cpu, cuda or mps")
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus YAML 1.2's floats without a dot (``1e-3``)."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
 def read_yaml(path: str | Path) -> Any:
     """Read a YAML file, with numbers such as ``1e-3`` read as floats (YAML 1.2), not strings."""
-    loader = type("Loader", (yaml.SafeLoader,), {})
-    loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
     with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=loader)
+        return yaml.load(handle, Loader=_Loader)
 
 
 def _structure(raw: Any) -> Any:
