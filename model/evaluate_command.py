@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from tiling import options as o
 from tiling.errors import CatalogError
 from tiling.outputs import check_output_file, check_output_folder, disk_full_errors
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from model.evaluate import Evaluation
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,8 @@ def read_predictions(path: Path) -> pd.DataFrame:
     Raises:
         CatalogError: unreadable file, a missing column, or a bad value (naming row and column).
     """
+    import pandas as pd
+
     try:
         frame = pd.read_csv(path, index_col=False)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
@@ -173,6 +176,8 @@ _RULES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
 
 def _numbers(values: pd.Series, what: str, valid: Callable[[Any], Any], path: Path) -> pd.Series:
     """``values`` as floats when ``valid`` holds for each, else a CatalogError naming the row."""
+    import pandas as pd
+
     numbers = pd.to_numeric(values, errors="coerce").astype(float)
     bad = ~np.asarray(valid(numbers.to_numpy()), dtype=bool)
     if bad.any():

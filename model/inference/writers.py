@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from tiling.errors import CatalogError, OutputError
 from tiling.outputs import check_output_file, disk_full_errors
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 #: Vertices of the circle polygon drawn for each object.
 CIRCLE_VERTICES = 64
@@ -130,14 +134,13 @@ def write_gis(
         return atomic_write(path, lambda tmp: _write_layers(layers, tmp, driver))
 
 
-def _write_layers(layers: Iterable[tuple[str, object]], tmp: Path, driver: str) -> None:
+def _write_layers(layers: Sequence[tuple[str, gpd.GeoDataFrame]], tmp: Path, driver: str) -> None:
     """Write each ``(name, GeoDataFrame)`` as a layer of ``tmp`` (one layer but in GPKG)."""
     for i, (name, frame) in enumerate(layers):
         if driver == "Parquet":
-            frame.to_parquet(tmp, index=False)  # type: ignore[attr-defined]
+            frame.to_parquet(tmp, index=False)
         else:
-            mode = "a" if i else "w"
-            frame.to_file(tmp, layer=name, driver=driver, mode=mode)  # type: ignore[attr-defined]
+            frame.to_file(tmp, layer=name, driver=driver, mode="a" if i else "w")
 
 
 def write_geopackage(

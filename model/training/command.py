@@ -22,14 +22,16 @@ import argparse
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from model.parameters import RunParameters
-from tiling.catalog.collect import CatalogSet
 from tiling.errors import OutputError
 from tiling.outputs import check_output_file, check_output_folder, disk_full_errors
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tiling.catalog.collect import CatalogSet
 
 log = logging.getLogger(__name__)
 

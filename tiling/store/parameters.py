@@ -13,7 +13,6 @@ from typing import Any
 
 from tiling import options as o
 from tiling.parameters import param
-from tiling.store import tile_filters as tf
 
 _FLOATS = o.list_of(o.non_negative_float)
 
@@ -65,6 +64,8 @@ class StoreParameters:
 
     def store_arguments(self) -> dict[str, Any]:
         """Keywords of :func:`~tiling.store.build.build_tile_store` after the sources."""
+        from tiling.store import tile_filters as tf
+
         return {
             "out_dir": self.tiles_dir,
             "tile_size": self.tile_size,
