@@ -1,43 +1,66 @@
 """The command line, ``raster-detect <command>``: the same functions the notebook calls.
 
-Commands: ``predict`` (a checkpoint over a whole raster -> catalogue CSV and GIS file). Every
-project error (bad input, bad option) ends the command with one line on stderr and exit code 2.
+Commands, each implemented beside its concept (``add_arguments``/``run``/``SUMMARY``):
+
+- ``tiles`` (:mod:`tiling.store.command`): catalogues and rasters -> a tile store;
+- ``train`` (:mod:`model.training.command`): a YAML file of the notebook's parameters -> the
+  notebook's run folder (grid search);
+- ``predict`` (:mod:`model.inference.command`): a checkpoint over a whole raster -> catalogue;
+- ``evaluate`` (:mod:`model.evaluate_command`): a predicted catalogue against the truth.
+
+Every bad option (out of range, missing, unknown) and every project error (bad input, unsafe
+output) ends the command with one line ``error: ...`` on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from tiling.errors import RasterDetectError
+from tiling.errors import ConfigError, RasterDetectError
+
+#: Command name -> the module implementing it.
+COMMANDS = {
+    "tiles": "tiling.store.command",
+    "train": "model.training.command",
+    "predict": "model.inference.command",
+    "evaluate": "model.evaluate_command",
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a project error (one line, exit code 2 in :func:`main`)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise ConfigError naming the option and the fix, instead of printing the usage."""
+        raise ConfigError(f"{message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``raster-detect`` parser with one sub-parser per command."""
-    from model.inference import predict
-
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="raster-detect",
         description="Train RetinaNet detectors on tiles of very large rasters; run them over "
         "whole rasters.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for name, module, summary in (
-        ("predict", predict, "run a checkpoint over a whole raster, write a catalogue"),
-    ):
-        sub = commands.add_parser(name, help=summary, description=summary)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = commands.add_parser(name, help=module.SUMMARY, description=module.SUMMARY)
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``raster-detect``; returns the exit code (2 on a project error)."""
-    args = build_parser().parse_args(argv)
+    """Entry point of ``raster-detect``; returns the exit code (2 on a bad option or input)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        args = build_parser().parse_args(argv)
         return int(args.run(args))
     except RasterDetectError as err:
         message = " ".join(str(err).split())  # one line, whatever the cause's text

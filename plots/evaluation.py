@@ -129,3 +129,24 @@ def plot_miss_heatmap(
     ax.invert_yaxis()
     fig.colorbar(mesh, ax=ax, label="miss rate" if rate else "misses")
     return fig
+
+
+def evaluation_figures(
+    raster_path: str | Path, evaluation: Evaluation, pred: pd.DataFrame, truth: pd.DataFrame
+) -> dict[str, Figure]:
+    """An evaluation's figures, by file name: matches, P-R curve, recall by diameter, sizes, misses.
+
+    Args:
+        raster_path: the raster both catalogues refer to (pixel coordinates).
+        evaluation: :func:`~model.evaluate.evaluate_catalog` of ``pred`` against ``truth``.
+        pred, truth: the catalogues that were compared (``x``, ``y``, ``diameter`` in px).
+    """
+    with open_raster(raster_path) as raster:
+        shape = (raster.height, raster.width)
+    return {
+        "matches": plot_matches(raster_path, evaluation),
+        "pr_curve": plot_pr_curve(evaluation),
+        "recall_by_diameter": plot_recall_by_diameter(evaluation),
+        "size_frequency_comparison": plot_size_frequency_comparison(pred, truth),
+        "miss_heatmap": plot_miss_heatmap(evaluation, shape),
+    }

@@ -129,3 +129,17 @@ def plot_visible_fraction(store: Any, bins: int = 20) -> Figure:
     ax.set_ylabel("boxes")
     ax.legend(fontsize=8)
     return fig
+
+
+def store_figures(store: Any, *, seed: int = 0, n: int = 12) -> dict[str, Figure]:
+    """The tile store's figures, by file name: training tiles, split counts, visible fraction.
+
+    Args:
+        store: a :class:`tiling.store.TileStore`.
+        seed: picks the ``n`` training tiles shown.
+    """
+    return {
+        "tiles_train": plot_tiles(store, n=n, seed=seed, split="train"),
+        "split_counts": plot_split_counts(store),
+        "visible_fraction": plot_visible_fraction(store),
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -195,3 +195,23 @@ def _figure(ax: plt.Axes | None, size: tuple[float, float]) -> tuple[Figure, plt
     fig = Figure(figsize=size)
     ax = fig.subplots()
     return fig, ax
+
+
+def grid_figures(
+    results: pd.DataFrame, grid: Mapping[str, Sequence[object]], *, backbone: str
+) -> dict[str, Figure]:
+    """The grid search's figures, by file name: the metric heatmap and the training curves.
+
+    Args:
+        results: the table of :func:`model.training.grid.run_grid`.
+        grid: the grid it ran; the heatmap's axes are its first two parameters, or its one
+            parameter against ``backbone`` (a column added with that value).
+        backbone: the base config's backbone.
+    """
+    axes = [*list(grid)[:2], "backbone"][:2]
+    table = results if "backbone" in results else results.assign(backbone=backbone)
+    figures = {}
+    if len(axes) == 2:
+        figures["grid_heatmap"] = plot_grid_heatmap(table, *axes)
+    figures["training_curves"] = plot_training_curves(results)
+    return figures

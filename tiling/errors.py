@@ -26,3 +26,7 @@ class TilingError(RasterDetectError, ValueError):
 
 class ConfigError(RasterDetectError, ValueError):
     """A configuration value is out of range or unknown."""
+
+
+class OutputError(RasterDetectError, ValueError):
+    """An output path is unsafe (an input, folder, device, link, old file), or the disk is full."""

@@ -8,14 +8,11 @@ itself and never resizes them. Detections go back to raster pixels in floating p
 :mod:`model.inference.merge`. Memory is bounded by one batch of windows plus the (score-filtered)
 detections, whatever the raster's size.
 
-Command line (:mod:`model.cli`)::
-
-    raster-detect predict --checkpoint CKPT --raster RASTER --out OUT.csv [--gpkg OUT.gpkg]
+Command line: ``raster-detect predict`` (:mod:`model.inference.command`).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import time
@@ -219,41 +216,3 @@ def add_world_columns(frame: pd.DataFrame, raster: RasterSource) -> pd.DataFrame
             to_geo = Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True)
             frame["lon"], frame["lat"] = to_geo.transform(mx, my)
     return frame
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``raster-detect predict`` (see ``raster-detect predict --help``)."""
-    p.add_argument("--checkpoint", required=True, type=Path, help="model checkpoint (.ckpt/.pt)")
-    p.add_argument("--raster", required=True, type=Path, help="raster to run over")
-    p.add_argument("--out", required=True, type=Path, help="output catalogue CSV")
-    p.add_argument("--gpkg", type=Path, help="also write a GeoPackage (layers objects, centres)")
-    p.add_argument("--tile-size", type=int, help="window side in px (default: checkpoint's)")
-    p.add_argument("--overlap", type=int, help="px shared by windows (default tile_size/4)")
-    p.add_argument("--score-thresh", type=float, help="minimum score (default: checkpoint's)")
-    p.add_argument("--nms-thresh", type=float, help="NMS IoU threshold (default: checkpoint's)")
-    p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
-    p.add_argument("--workers", type=int, default=2, help="reader processes (0 = none)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Predict ``args.raster`` and write the catalogue(s); the exit code (project errors: 2)."""
-    from model.inference.writers import write_csv, write_geopackage
-
-    frame = predict_raster(
-        args.checkpoint,
-        args.raster,
-        tile_size=args.tile_size,
-        overlap=args.overlap,
-        batch_size=args.batch_size,
-        score_thresh=args.score_thresh,
-        nms_thresh=args.nms_thresh,
-        workers=args.workers,
-        device=args.device,
-    )
-    write_csv(frame, args.out)
-    if args.gpkg:
-        with open_raster(args.raster) as raster:
-            write_geopackage(frame, args.gpkg, crs_wkt=raster.crs_wkt)
-    log.info("%d objects -> %s", len(frame), args.out)
-    return 0

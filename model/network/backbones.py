@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 from torchvision.models.detection.backbone_utils import (
     BackboneWithFPN,
     mobilenet_backbone,
@@ -28,9 +29,26 @@ _RESNET_LAYERS = {False: [2, 3, 4], True: [1, 2, 3, 4]}  # layer1 is stride 4, l
 _MOBILENET_STAGES = {False: [2, 3, 5], True: [1, 2, 3, 5]}  # strides 8, 16, 32 (4 with P2)
 
 
+class GroupNorm(nn.GroupNorm):
+    """``nn.GroupNorm`` that also takes a group holding a single value.
+
+    ``torch.nn.functional.group_norm`` refuses an input where a group holds one value ("Expected
+    more than 1 value per channel when training"), even in eval mode: with one channel per group
+    (``fpn_channels=32`` in the heads' ``GroupNorm(32)``) a batch of one window whose coarsest
+    pyramid level is 1 x 1 (a 128-px window at stride 128) cannot be predicted. The normalised
+    value of a single-value group is 0 (its own mean), so such a group outputs the layer's bias;
+    every other input gives exactly ``nn.GroupNorm``'s output. Parameters and state-dict keys
+    are ``nn.GroupNorm``'s, so checkpoints load either way.
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Normalise FloatTensor[B, C, *] per group of C / num_groups channels; same shape."""
+        return torch.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+
 def group_norm(num_channels: int) -> nn.GroupNorm:
     """GroupNorm with gcd(32, channels) groups (mobilenet has 16-, 24- and 40-channel layers)."""
-    return nn.GroupNorm(math.gcd(32, num_channels), num_channels)
+    return GroupNorm(math.gcd(32, num_channels), num_channels)
 
 
 def norm_layer(norm: str) -> Callable[[int], nn.Module]:

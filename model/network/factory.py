@@ -34,8 +34,9 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import sigmoid_focal_loss
 
 from model.config import ModelConfig, default_anchor_sizes
-from model.network.backbones import build_backbone
+from model.network.backbones import GroupNorm, build_backbone
 from model.network.input_stretch import InputStretch
+from model.network.torch_file import EXPECTED, file_kind, load_error
 from tiling.errors import ConfigError
 from tiling.radiometry.stretch import Stretch
 
@@ -239,7 +240,7 @@ def input_transform(config: ModelConfig, mean: list[float], std: list[float]) ->
 def _head_norm(config: ModelConfig) -> dict[str, Any]:
     """GroupNorm(32) in the head convolutions with ``norm="group"`` (as RetinaNet v2), else none."""
     if config.norm == "group":
-        return {"norm_layer": functools.partial(nn.GroupNorm, 32)}
+        return {"norm_layer": functools.partial(GroupNorm, 32)}
     return {}
 
 
@@ -263,22 +264,30 @@ class WeightsReport:
         )
 
 
-def safe_torch_load(path: str | Path, map_location: Any = "cpu", what: str = "weights") -> Any:
+def safe_torch_load(path: str | Path, map_location: Any = "cpu", what: str = "Weights") -> Any:
     """``torch.load(weights_only=True)``: tensors and plain containers only, no arbitrary pickle.
 
+    Args:
+        path: the file.
+        map_location: passed to ``torch.load``.
+        what: "Checkpoint" or "Weights", for the messages.
+
     Raises:
-        ConfigError: the file is missing, or not a (safe) torch file.
+        ConfigError: the file is missing; or it is not a torch file (a folder, empty, a Git LFS
+            pointer, text, a plain pickle, other bytes), is damaged, or holds arbitrary Python
+            objects: one line saying what it is and what is expected
+            (:mod:`model.network.torch_file`).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{what} file {path} does not exist; check the path.")
+    kind = file_kind(path)
+    if kind is not None:
+        raise ConfigError(f"{what} file {path} is {kind}. {EXPECTED.get(what, '')}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as err:
-        raise ConfigError(
-            f"{what} file {path} is not a torch file that can be loaded safely "
-            f"(weights_only=True): {err}. Save plain state dicts (torch.save(model.state_dict()))."
-        ) from err
+        raise ConfigError(load_error(what, path, err)) from err
 
 
 def extract_state_dict(obj: Any, path: str | Path) -> dict[str, Tensor]:

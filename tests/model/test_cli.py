@@ -1,84 +1,71 @@
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from model.cli import main
-from tests.conftest import write_geotiff
-from tests.model.fakes import square_image
+from model.cli import COMMANDS, build_parser, main
+from tests.cli_runner import assert_one_line_error, run_cli
 
-ANCH = ((8,), (16,), (24,), (32,), (48,))
+ROOT = Path(__file__).resolve().parents[2]
+PIXEL_OPTIONS = {"--tile-size", "--overlap", "--min-diameter", "--max-diameter"}
 
 
-def test_cli_help(capsys):
+def subparsers():
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def test_the_four_commands_are_wired():
+    assert set(subparsers()) == {"tiles", "train", "predict", "evaluate"} == set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_help_lists_every_option_with_its_default(command, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["predict", "--help"])
+        main([command, "--help"])
     assert exc.value.code == 0
-    assert "--checkpoint" in capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())
+    for action in subparsers()[command]._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        assert action.option_strings[0] in text
+        assert action.required or "(default" in action.help, action.option_strings
+        if action.option_strings[0] in PIXEL_OPTIONS:
+            assert "[px]" in action.help, action.option_strings
 
 
-def test_cli_bad_checkpoint_exits_2(tmp_path, capsys):
-    path = write_geotiff(tmp_path / "r.tif", square_image(100, []))
-    bad = tmp_path / "bad.ckpt"
-    bad.write_bytes(b"not a checkpoint")
-    code = main(
-        [
-            "predict",
-            "--checkpoint",
-            str(bad),
-            "--raster",
-            str(path),
-            "--out",
-            str(tmp_path / "o.csv"),
-        ]
+def test_train_help_lists_the_run_file_keys(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "run file keys" in out
+    assert (
+        "max_minutes_per_trial  wall-clock cap of one trial (null: no cap) [minutes] (default: 8.0)"
+        in out
     )
-    err = capsys.readouterr().err
-    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
-    assert "bad.ckpt" in err and not (tmp_path / "o.csv").exists()
 
 
-def test_cli_writes_csv_and_gpkg(tmp_path):
-    from model.config import ModelConfig
-    from model.network.checkpoint import save_model_checkpoint
-    from model.network.factory import build_retinanet
-
-    cfg = ModelConfig(in_channels=1, tile_size=64, anchor_sizes=ANCH, score_thresh=0.0)
-    ckpt = save_model_checkpoint(build_retinanet(cfg).eval(), cfg, tmp_path / "m.ckpt")
-    path = write_geotiff(tmp_path / "r.tif", square_image(100, [(10, 10, 8)]))
-    out, gpkg = tmp_path / "o.csv", tmp_path / "o.gpkg"
-    args = [
-        "predict",
-        "--checkpoint",
-        str(ckpt),
-        "--raster",
-        str(path),
-        "--out",
-        str(out),
-        "--gpkg",
-        str(gpkg),
-        "--workers",
-        "0",
-        "--overlap",
-        "16",
-    ]
-    assert main(args) == 0
-    assert out.exists() and gpkg.exists()
-
-
-def test_cli_band_mismatch_exits_2(tmp_path, capsys):
-    from model.config import ModelConfig
-    from model.network.checkpoint import save_model_checkpoint
-    from model.network.factory import build_retinanet
-
-    cfg = ModelConfig(in_channels=3, tile_size=64, anchor_sizes=ANCH)
-    ckpt = save_model_checkpoint(build_retinanet(cfg).eval(), cfg, tmp_path / "m.ckpt")
-    path = write_geotiff(tmp_path / "r.tif", square_image(100, []))
-    code = main(
-        [
-            "predict",
-            "--checkpoint",
-            str(ckpt),
-            "--raster",
-            str(path),
-            "--out",
-            str(tmp_path / "o.csv"),
-        ]
+def test_usage_errors_are_one_line_with_exit_code_2(capsys):
+    assert_one_line_error(
+        *run_cli(capsys, "predict"), "the following arguments are required: --checkpoint"
     )
-    assert code == 2 and "1 band(s) but the model expects 3" in capsys.readouterr().err
+    assert_one_line_error(*run_cli(capsys, "fly"), "argument command: invalid choice: 'fly'")
+    assert_one_line_error(
+        *run_cli(capsys, "tiles", "--tile-sise", "3"), "unrecognized arguments: --tile-sise 3"
+    )
+
+
+def test_the_module_runs_from_another_folder(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "model.cli", "predict", "--batch-size", "0"],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(
+        "error: argument --batch-size: '0' is not a positive whole number"
+    )

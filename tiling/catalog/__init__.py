@@ -7,16 +7,20 @@ from typing import TYPE_CHECKING
 from tiling.lazy import lazy_namespace
 
 if TYPE_CHECKING:
+    from tiling.catalog.collect import CatalogSet, clean_catalog, read_catalogs
     from tiling.catalog.filters import Filter, apply_filters
     from tiling.catalog.pairing import Pair, pair_files
     from tiling.catalog.read import read_catalog, summarize_catalogs
 
 __all__ = [
+    "CatalogSet",
     "Filter",
     "Pair",
     "apply_filters",
+    "clean_catalog",
     "pair_files",
     "read_catalog",
+    "read_catalogs",
     "summarize_catalogs",
 ]
 __getattr__, __dir__ = lazy_namespace(
@@ -33,6 +37,11 @@ __getattr__, __dir__ = lazy_namespace(
         "tiling.catalog.filters": (
             "Filter",
             "apply_filters",
+        ),
+        "tiling.catalog.collect": (
+            "CatalogSet",
+            "clean_catalog",
+            "read_catalogs",
         ),
     },
 )

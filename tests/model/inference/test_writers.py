@@ -5,10 +5,19 @@ import pytest
 from pyproj import CRS
 
 from model.inference.predict import predict_raster
-from model.inference.writers import atomic_write, write_csv, write_geopackage
+from model.inference.writers import (
+    GIS_DRIVERS,
+    atomic_write,
+    write_catalog,
+    write_csv,
+    write_geopackage,
+    write_gis,
+)
 from tests.conftest import write_geotiff
 from tests.model.fakes import DiscDetector, square_image
-from tiling.errors import CatalogError
+from tiling.errors import CatalogError, OutputError
+
+UTM = CRS.from_epsg(32617).to_wkt()
 
 
 @pytest.fixture
@@ -43,7 +52,7 @@ def test_geopackage_round_trip(tmp_path, prediction):
 
 
 def test_geopackage_needs_crs(tmp_path, prediction):
-    with pytest.raises(CatalogError, match="needs a raster with a map CRS"):
+    with pytest.raises(CatalogError, match="a GIS file needs a raster with a map CRS"):
         write_geopackage(prediction, tmp_path / "p.gpkg", crs_wkt=None)
     with pytest.raises(CatalogError, match="map_x"):
         write_geopackage(prediction[["x", "y"]], tmp_path / "p.gpkg", crs_wkt="EPSG:32617")
@@ -57,3 +66,74 @@ def test_interrupted_write_leaves_nothing(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         atomic_write(tmp_path / "x.csv", boom)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".json", ".fgb", ".parquet", ".GPKG"])
+def test_gis_format_by_suffix(tmp_path, prediction, suffix):
+    out = write_gis(prediction, tmp_path / f"p{suffix}", crs_wkt=UTM)
+    objects = gpd.read_parquet(out) if suffix == ".parquet" else gpd.read_file(out, layer=0)
+    assert objects.crs.to_epsg() == 32617 and len(objects) == 2
+    np.testing.assert_allclose(objects.geometry.centroid.x, prediction["map_x"])
+    assert list(objects["score"]) == pytest.approx(list(prediction["score"]))
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    if suffix == ".fgb":  # the file is what its suffix says
+        assert out.read_bytes()[:3] == b"fgb"
+    if suffix == ".parquet":
+        assert out.read_bytes()[:4] == b"PAR1"
+
+
+@pytest.mark.parametrize("name", ["p", "p.shp", "p.csv", "p.kml"])
+def test_other_gis_suffixes_are_refused_with_the_list(tmp_path, prediction, name):
+    with pytest.raises(
+        OutputError, match=r"unknown GIS format .*\.gpkg \(GeoPackage\), .*\.parquet \(GeoParquet\)"
+    ):
+        write_gis(prediction, tmp_path / name, crs_wkt=UTM)
+    assert list(tmp_path.iterdir()) == [tmp_path / "r.tif"]
+    assert set(GIS_DRIVERS) == {".gpkg", ".geojson", ".json", ".fgb", ".parquet"}
+
+
+def test_geopackage_name_must_end_in_gpkg(tmp_path, prediction):
+    with pytest.raises(OutputError, match=r"a GeoPackage's name ends in .gpkg"):
+        write_geopackage(prediction, tmp_path / "p.geojson", crs_wkt=UTM)
+
+
+def test_writers_refuse_to_replace_a_file_without_overwrite(tmp_path, prediction):
+    for path, write in (
+        (tmp_path / "p.csv", lambda **kw: write_csv(prediction, tmp_path / "p.csv", **kw)),
+        (
+            tmp_path / "p.gpkg",
+            lambda **kw: write_gis(prediction, tmp_path / "p.gpkg", crs_wkt=UTM, **kw),
+        ),
+    ):
+        path.write_text("earlier")
+        with pytest.raises(OutputError, match=r"already exists; pass overwrite=True"):
+            write()
+        assert path.read_text() == "earlier"
+        assert write(overwrite=True) == path and path.stat().st_size > len("earlier")
+
+
+def test_write_catalog_checks_both_files_before_writing_either(tmp_path, prediction):
+    raster = tmp_path / "r.tif"
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "pred.gpkg").write_text("earlier")
+    with pytest.raises(OutputError, match=r"pred.gpkg already exists"):
+        write_catalog(prediction, out, "pred", raster)
+    assert not (out / "pred.csv").exists()  # nothing half-done
+    written = write_catalog(prediction, out, "pred", raster, overwrite=True)
+    assert written == [out / "pred.csv", out / "pred.gpkg"]
+
+
+def test_disk_full_while_writing_names_the_file(tmp_path, prediction, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(
+        OutputError, match=r"disk full while writing .*p.csv: it needs [\d,]+ bytes"
+    ):
+        write_csv(prediction, tmp_path / "p.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.tif"]  # no temporary file left

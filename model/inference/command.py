@@ -1,0 +1,136 @@
+r"""``raster-detect predict``: a checkpoint over a whole raster, written as a catalogue.
+
+Every check that can fail runs before the first window is read: the option ranges (argparse
+``type=`` checkers of :mod:`tiling.options`), the outputs (:func:`tiling.outputs.check_output_file`:
+never the checkpoint or the raster, a folder, a device or a link; an existing file only with
+``--overwrite``), the GIS format (by suffix) and the raster's CRS that a GIS file needs::
+
+    raster-detect predict --checkpoint runs/latest/best.ckpt --raster big.tif \
+        --out big.csv --gis big.gpkg
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from tiling import options as o
+from tiling.errors import ConfigError, OutputError
+from tiling.outputs import check_output_file
+
+log = logging.getLogger(__name__)
+
+SUMMARY = "run a checkpoint over a whole raster, write a catalogue (CSV, and a GIS file)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``raster-detect predict`` (see ``raster-detect predict --help``)."""
+    p.add_argument("--checkpoint", required=True, type=Path, help="model checkpoint (.ckpt)")
+    p.add_argument("--raster", required=True, type=Path, help="raster to run over")
+    p.add_argument("--out", required=True, type=Path, help="output catalogue CSV")
+    p.add_argument(
+        "--gis",
+        "--gpkg",
+        type=Path,
+        help="also write a GIS file in the raster's CRS; the suffix chooses the format: .gpkg, "
+        ".geojson/.json, .fgb, .parquet (default: none)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs (default: refuse)"
+    )
+    p.add_argument(
+        "--tile-size", type=o.positive_int, help="window side [px] (default: the checkpoint's)"
+    )
+    p.add_argument(
+        "--overlap",
+        type=o.non_negative_int,
+        help="pixels shared by neighbouring windows, less than the tile size [px] "
+        "(default: tile size / 4)",
+    )
+    p.add_argument(
+        "--score-thresh",
+        type=o.probability,
+        help="minimum score of a detection, 0 to 1 (default: the checkpoint's)",
+    )
+    p.add_argument(
+        "--nms-thresh",
+        type=o.probability,
+        help="NMS IoU threshold, 0 to 1 (default: the checkpoint's)",
+    )
+    p.add_argument(
+        "--batch-size", type=o.positive_int, default=8, help="windows per forward pass (default: 8)"
+    )
+    p.add_argument(
+        "--workers",
+        type=o.non_negative_int,
+        default=2,
+        help="processes reading windows, 0 reads in this process (default: 2)",
+    )
+    p.add_argument(
+        "--device", type=o.device, default="cpu", help="cpu, cuda, cuda:<index>, mps (default: cpu)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the options and outputs, predict, write the catalogue(s); exit code 0."""
+    from model.inference.predict import predict_raster
+    from model.inference.writers import write_csv, write_gis
+
+    crs_wkt = check_arguments(args)
+    frame = predict_raster(
+        args.checkpoint,
+        args.raster,
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        score_thresh=args.score_thresh,
+        nms_thresh=args.nms_thresh,
+        workers=args.workers,
+        device=args.device,
+    )
+    write_csv(frame, args.out, overwrite=args.overwrite)
+    if args.gis:
+        write_gis(frame, args.gis, crs_wkt=crs_wkt, overwrite=args.overwrite)
+    log.info("%d objects -> %s", len(frame), ", ".join(str(p) for p in (args.out, args.gis) if p))
+    return 0
+
+
+def check_arguments(args: argparse.Namespace) -> str | None:
+    """Refuse what would fail after predicting; the raster's CRS (WKT) when ``--gis`` is given.
+
+    Raises:
+        ConfigError: ``--overlap`` not below ``--tile-size``.
+        OutputError: an unsafe or existing output, an unknown GIS suffix, or ``--gis`` for a
+            raster without a map CRS.
+    """
+    from model.inference.writers import gis_driver
+
+    if args.tile_size is not None and args.overlap is not None and args.overlap >= args.tile_size:
+        raise ConfigError(
+            f"--overlap {args.overlap} must be smaller than --tile-size {args.tile_size}; "
+            "make the overlap about the largest object diameter"
+        )
+    inputs = [args.checkpoint, args.raster]
+    check_output_file(args.out, option="--out", inputs=inputs, overwrite=args.overwrite)
+    if not args.gis:
+        return None
+    gis_driver(args.gis, option="--gis")
+    check_output_file(args.gis, option="--gis", inputs=inputs, overwrite=args.overwrite)
+    if Path(args.gis).resolve() == Path(args.out).resolve():
+        raise OutputError(f"--gis {args.gis} is the --out file too; give the two different names")
+    return raster_crs(args.raster)
+
+
+def raster_crs(raster: Path) -> str:
+    """The raster's map CRS as WKT, or an OutputError saying that a GIS file needs one."""
+    from tiling.sources import open_raster
+
+    with open_raster(raster) as src:
+        crs_wkt = src.crs_wkt
+    if not crs_wkt:
+        raise OutputError(
+            f"--gis: {raster} has no map CRS (pixel or sky coordinates only), so a GIS file "
+            "cannot place the objects; drop --gis and use the CSV (pixel x, y)"
+        )
+    return crs_wkt

@@ -1,0 +1,129 @@
+"""All of ``main.ipynb``'s parameters as one checked set: what ``raster-detect train`` reads.
+
+A run file is YAML with any of the notebook's parameter names (``tile_size: 128``, ``grid: {lr:
+[1e-3, 3e-4]}``); missing names keep the notebook's defaults, unknown names and bad values are
+errors naming the file and the key. :class:`RunParameters` extends the data and tiling set
+(:class:`~tiling.store.parameters.StoreParameters`) with augmentation, training and prediction,
+applies the notebook's ``smoke`` settings (:data:`SMOKE`), and gives the keywords the notebook
+passes to :func:`~model.training.grid.run_grid` (:meth:`RunParameters.grid_arguments`). Tests hold
+the names, the defaults, the smoke settings and those keywords equal to the notebook's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from model.config import ModelConfig
+from tiling import options as o
+from tiling.errors import ConfigError
+from tiling.parameters import from_mapping, param, to_mapping
+from tiling.store.parameters import StoreParameters
+
+#: What ``smoke=True`` changes (the notebook's smoke cell): one short trial on small tiles.
+SMOKE: dict[str, Any] = {
+    "tile_size": 128,
+    "overlap": 16,
+    "grid": {"lr": [1e-3, 3e-4], "focal_gamma": [2.0]},
+    "max_epochs": 1,
+    "samples_per_epoch": 8,
+    "batch_size": 4,
+    "max_minutes_per_trial": None,
+}
+#: Batches per epoch of a smoke run (the notebook's ``limit_batches=2 if smoke else None``).
+SMOKE_BATCHES = 2
+
+
+def grid_values(raw: Any) -> list[Any]:
+    """The values of one grid parameter: a non-empty list."""
+    values = o.list_of(lambda value: value)(raw)
+    if not values:
+        raise argparse.ArgumentTypeError(f"{raw!r} is empty; give a list of values, e.g. [1, 2]")
+    return values
+
+
+@dataclasses.dataclass(frozen=True)
+class RunParameters(StoreParameters):
+    """Every parameter of the notebook (see ``raster-detect train --help``)."""
+
+    # fmt: off
+    output_dir: str = param("runs/latest", "this run's figures, tables, checkpoints and catalogues", o.text)
+    smoke: bool = param(False, "tiny settings for CI: one short trial on few tiles (overrides other values)", o.flag)
+    # --- augmentation and training
+    augment: str = param("default", "augmentation recipe: none | flips | d4 | default", o.text)
+    empty_weight: float = param(0.1, "sampling weight of an empty tile relative to one with objects", o.non_negative_float)
+    backbone: str = param("resnet18", "resnet18 | resnet34 | resnet50 | mobilenet_v3_large", o.text)
+    input_stretch: str = param("none", "model input stretch: none | linear | asinh | log | zscale (HDR data)", o.text)
+    norm: str = param("group", "group (GroupNorm in backbone and heads) | batch", o.text)
+    fpn_channels: int = param(128, "channels of the FPN and heads (torchvision uses 256)", o.positive_int)
+    weights: str | None = param(None, "local weights file (state dict or checkpoint); null trains from scratch", o.optional(o.text))
+    batch_size: int = param(8, "tiles per batch", o.positive_int)
+    max_epochs: int = param(8, "epochs per trial", o.positive_int)
+    samples_per_epoch: int = param(480, "training tiles drawn per epoch (content-weighted, with replacement)", o.positive_int)
+    grid: dict[str, list[Any]] = param({"lr": [5e-4, 1e-3], "focal_gamma": [2.0]}, "hyperparameter grid: ModelConfig field -> values", o.mapping(o.text, grid_values))
+    max_minutes_per_trial: float | None = param(8.0, "wall-clock cap of one trial (null: no cap)", o.optional(o.positive_float), unit="minutes")
+    accelerator: str = param("auto", "auto | cpu | gpu", o.text)
+    precision: str = param("32", "32 | 16-mixed | bf16-mixed (mixed precision on a GPU)", o.token)
+    # --- prediction (the notebook's section 6; raster-detect predict takes them as options)
+    predict_name: str = param("", "raster (file stem) to run the best model over; '' takes the first test raster", o.text)
+    score_thresh: float = param(0.3, "detections scoring below this are left out of the written catalogue", o.probability)
+    # fmt: on
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **changes: Any) -> RunParameters:
+        """Read a run file (YAML, any subset of the parameters), then apply ``changes``.
+
+        Raises:
+            ConfigError: unreadable YAML, an unknown name or a bad value (naming file and key).
+        """
+        try:
+            data = o.read_yaml(path)
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"cannot read the run file {path}: {err}") from err
+        params = from_mapping(cls, {} if data is None else data, str(path))
+        return dataclasses.replace(params, **changes)
+
+    def to_yaml(self) -> str:
+        """The parameters as YAML text (every name, in the notebook's order)."""
+        return yaml.safe_dump(to_mapping(self), sort_keys=False, default_flow_style=None)
+
+    def resolved(self) -> RunParameters:
+        """These parameters with the :data:`SMOKE` settings applied when ``smoke`` is set."""
+        return dataclasses.replace(self, **SMOKE) if self.smoke else self
+
+    def model_config(self) -> ModelConfig:
+        """The grid's base config (the notebook's section 4)."""
+        return ModelConfig(
+            backbone=self.backbone,
+            norm=self.norm,
+            input_stretch=self.input_stretch,
+            fpn_channels=self.fpn_channels,
+            weights=self.weights,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            lr=1e-3,
+            scheduler="onecycle",
+            augment=self.augment,
+            accelerator=self.accelerator,
+            precision=self.precision,
+            num_workers=min(self.workers, 2),
+            seed=self.seed,
+        )
+
+    def grid_arguments(self) -> dict[str, Any]:
+        """Keywords of :func:`~model.training.grid.run_grid` other than the store and folder."""
+        minutes = self.max_minutes_per_trial
+        return {
+            "base": self.model_config(),
+            "grid": self.grid,
+            "limit_batches": SMOKE_BATCHES if self.smoke else None,
+            "data_options": {
+                "samples_per_epoch": self.samples_per_epoch,
+                "empty_weight": self.empty_weight,
+            },
+            **({"max_time": {"minutes": minutes}} if minutes else {}),
+        }
