@@ -97,7 +97,7 @@ def object_boxes(
 def map_circle_sizes(
     raster: Any, x: np.ndarray, y: np.ndarray, diameter: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel box width and height of circles of ``diameter`` map units centred at pixels ``x, y``."""
+    """Pixel box sizes of circles of ``diameter`` map units centred at pixels ``x, y`` ([N])."""
     if len(x) == 0:
         return x.copy(), y.copy()
     mx, my = raster.pixel_to_world(x, y)

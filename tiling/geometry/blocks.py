@@ -104,7 +104,7 @@ def axis_block_starts(n_tiles: int, strides: int) -> Tensor:
 
 
 def block_layout(n_rows: int, n_cols: int, strides: int) -> BlockLayout:
-    """The :class:`BlockLayout` of a grid of ``n_rows x n_cols`` tiles with blocks of ``strides``."""
+    """The :class:`BlockLayout` of ``n_rows x n_cols`` tiles cut in blocks of ``strides``."""
     rows, cols = axis_block_starts(n_rows, strides), axis_block_starts(n_cols, strides)
     return BlockLayout(strides, rows, cols, n_rows, n_cols)
 

@@ -100,8 +100,10 @@ def test_blocks_test_rasters_go_wholly_to_test():
     assert torch.is_tensor(tile_grid(512, 512, 64, 16))
 
 
-PARAMS = {"tile_size": 256, "overlap": 32, "min_visible": 0.5, "split": "blocks", "seed": 0,
-          "split_fractions": (0.7, 0.15, 0.15), "test_rasters": [], "block_size": "auto"}  # fmt: skip
+PARAMS = {
+    "tile_size": 256, "overlap": 32, "min_visible": 0.5, "split": "blocks", "seed": 0,
+    "split_fractions": (0.7, 0.15, 0.15), "test_rasters": [], "block_size": "auto",
+}  # fmt: skip
 
 
 def uniform_catalog(height, width, n, seed=0):

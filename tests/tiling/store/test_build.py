@@ -357,7 +357,8 @@ def _no_reads(*args, **kwargs):
         # one raster split whole: only train can get it
         (
             {"split": "raster"},
-            r"give no tile to \['val', 'test'\] \(train 54 tiles/\d+ objects, val 0 tiles/0 obj.*use split='blocks'",
+            r"give no tile to \['val', 'test'\] \(train 54 tiles/\d+ objects, val 0 tiles/0 "
+            r"obj.*use split='blocks'",
         ),
         # fractions that give test blocks, but blocks of the whole raster leave it nothing
         ({"block_size": 4000}, r"use a smaller block_size \(now 4000\)"),
