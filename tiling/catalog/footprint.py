@@ -102,25 +102,38 @@ class LonLatFrame:
         Raises:
             CatalogError: the raster has no map CRS (names ``csv`` and the raster).
         """
-        from pyproj import CRS, Transformer
-
         if raster.crs_wkt is None:
             raise CatalogError(
                 f"{csv}: raster {raster.path} has no CRS, so positions and sizes on the body "
                 "(lonlat, m, km) cannot be converted; use coords='pixel' and diameter_unit='px'"
             )
-        crs = CRS.from_wkt(raster.crs_wkt)
-        geo = crs.geodetic_crs
+        centre = (raster.width / 2, raster.height / 2)
+        where = f"{csv}: the CRS of {raster.path}"
+        return cls.build(
+            raster.crs_wkt, raster.world_to_pixel, raster.pixel_to_world, centre, where
+        )
+
+    @classmethod
+    def build(
+        cls, crs: str, to_pixel: Project, to_world: Project, centre: tuple[float, float], where: str
+    ) -> LonLatFrame:
+        """A frame from a CRS (WKT or code), the pixel/world functions and the central pixel.
+
+        Raises:
+            CatalogError: the CRS has no geodetic CRS (``where`` names it).
+        """
+        from pyproj import CRS, Transformer
+
+        projected = CRS.from_user_input(crs)
+        geo = projected.geodetic_crs
         if geo is None:
-            raise CatalogError(f"{csv}: the CRS of {raster.path} has no ellipsoid ({crs.name})")
-        forward = Transformer.from_crs(geo, crs, always_xy=True)
-        inverse = Transformer.from_crs(crs, geo, always_xy=True)
-        mx, my = raster.pixel_to_world(np.array([raster.width / 2]), np.array([raster.height / 2]))
-        centre = float(np.asarray(inverse.transform(mx, my)[0])[0])
-        return cls(
-            raster.world_to_pixel, raster.pixel_to_world, forward, inverse, geo.get_geod(),
-            centre if np.isfinite(centre) else 0.0,
-        )  # fmt: skip
+            raise CatalogError(f"{where} has no ellipsoid ({projected.name})")
+        forward = Transformer.from_crs(geo, projected, always_xy=True)
+        inverse = Transformer.from_crs(projected, geo, always_xy=True)
+        mx, my = to_world(np.array([centre[0]]), np.array([centre[1]]))
+        lon = float(np.asarray(inverse.transform(mx, my)[0])[0])
+        lon = lon if np.isfinite(lon) else 0.0
+        return cls(to_pixel, to_world, forward, inverse, geo.get_geod(), lon)
 
     def _project(self, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """East lon/lat (degrees, not wrapped) -> pixels."""
