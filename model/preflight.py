@@ -247,13 +247,14 @@ def anchor_checks(
             diameters, n_levels=levels, max_size=MAX_ANCHOR_FACTOR * tile_size
         )
     except ConfigError as err:
-        low = MIN_STRIDE_RATIO * pyramid_strides(stride4)[0] / math.sqrt(2)
-        high = MAX_ANCHOR_FACTOR * tile_size * math.sqrt(2)
-        keep = f"e.g. min_diameter={math.ceil(low * 100) / 100:g} or max_diameter={int(high)}"
+        smallest = MIN_STRIDE_RATIO * pyramid_strides(stride4)[0] / math.sqrt(2)
+        largest = MAX_ANCHOR_FACTOR * tile_size * math.sqrt(2)
+        keep = (
+            f"e.g. min_diameter={math.ceil(smallest * 100) / 100:g} or max_diameter={int(largest)}"
+        )
         return [("anchors", "error", f"{err} Objects kept by the filters: {keep}.")]
     flat = np.array([a for level in anchors for a in level])
-    best = square_anchor_iou(sizes, flat)
-    low = best < 0.5
+    low = square_anchor_iou(sizes, flat) < 0.5
     span = f"{diameters.min():.3g}-{diameters.max():.3g} px"
     ok = f"automatic anchors {flat[0]:g}-{flat[-1]:g} px match every diameter ({span})"
     if not low.any():

@@ -42,7 +42,7 @@ INVERSE_STEPS = 3
 Project = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def wrap_longitude(lon: np.ndarray, centre: float) -> np.ndarray:
+def wrap_longitude(lon: np.ndarray, centre: float | np.ndarray) -> np.ndarray:
     """Longitudes (degrees) moved by whole turns into ``[centre - 180, centre + 180)``."""
     return centre + np.mod(np.asarray(lon, dtype=np.float64) - centre + 180.0, 360.0) - 180.0
 

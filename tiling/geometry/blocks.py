@@ -328,8 +328,8 @@ def plan_score(codes: Tensor, cells: Tensor, fractions: Sequence[float], dropped
     target = np.asarray(fractions, dtype=np.float64)
     active = target > 0
     kept = codes != dropped
-    tiles = np.bincount(codes[kept].numpy(), minlength=3).astype(np.float64)
-    objects = np.bincount(
+    tiles: np.ndarray = np.bincount(codes[kept].numpy(), minlength=3).astype(np.float64)
+    objects: np.ndarray = np.bincount(
         codes[kept].numpy(), weights=cells.reshape(-1)[kept].double().numpy(), minlength=3
     )
     if objects.sum() == 0:

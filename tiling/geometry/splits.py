@@ -224,7 +224,7 @@ def _centres(catalog: pd.DataFrame) -> Tensor:
 
 
 def candidate_tiles(
-    sources: Sequence[tuple[str | Path, pd.DataFrame]],
+    sources: Sequence[tuple[str | Path | None, pd.DataFrame]],
     rasters: list[dict[str, Any]],
     params: dict[str, Any],
     labels: list[str],
