@@ -12,7 +12,7 @@ LAB_ARGS ?= --no-browser
 RUN_DIR := runs/$(shell date +%Y%m%d-%H%M%S)
 PARAMS ?=
 
-.PHONY: install install-lab data run run-starfield lab test lint clean
+.PHONY: install install-lab data run run-starfield run-moon lab test lint clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,18 @@ run-starfield: $(STAMP)
 		-y '{columns: {x: ra, y: dec, diameter: diameter_arcsec}, test_rasters: []}' \
 		-p min_diameter 4 -p max_diameter 80 -p input_stretch zscale \
 		-p tiles_dir data/starfield/tiles $(PARAMS)
+	@echo "run written to $(RUN_DIR)"
+
+# The same notebook on a synthetic Moon mosaic (IAU 2015 Moon, simple cylindrical, degrees) with a
+# lon/lat/km crater catalogue in 0-360 longitudes.
+run-moon: $(STAMP)
+	test -f data/moon/images/moon_field.tif || $(PY) -m tiling.synthetic.planetary --out data/moon
+	mkdir -p $(RUN_DIR)
+	$(VENV)/bin/papermill main.ipynb $(RUN_DIR)/main.ipynb -k python3 --cwd . \
+		-p output_dir $(RUN_DIR) -p images_dir data/moon/images \
+		-p datasets_dir data/moon/datasets -p coords lonlat -p diameter_unit km \
+		-y '{columns: {x: lon, y: lat, diameter: diameter_km}, test_rasters: []}' \
+		-p tiles_dir data/moon/tiles $(PARAMS)
 	@echo "run written to $(RUN_DIR)"
 
 # JupyterLab on main.ipynb, listening on 127.0.0.1:$(LAB_PORT); open the printed URL (with its

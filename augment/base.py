@@ -7,7 +7,9 @@ Every transform maps ``(image, target) -> (image, target)``:
 - ``target`` is ``{"boxes": FloatTensor[K, 4] (xyxy pixels, 0 <= x1 < x2 <= W), "labels":
   LongTensor[K]}`` for one sample, a list of such dicts for a batch. Boxes and labels are filtered
   together with one mask, and so are the optional per-box keys :data:`PER_BOX_KEYS` (tensors
-  ``[K]``; zooms scale ``"diameter"``); other keys are passed through untouched.
+  ``[K]``; zooms scale ``"diameter"``, ``"width"`` and ``"height"``, the object's whole size;
+  transposes swap ``"width"`` and ``"height"``; rotations turn them as the box of an ellipse);
+  other keys are passed through untouched.
 
 Randomness is split from computation so that batch mode provably equals per-sample mode:
 ``params = t.sample(batch_size, generator, channels=C, size=(H, W))`` draws every random value of
@@ -37,7 +39,7 @@ from tiling.errors import ConfigError
 
 Params = dict[str, Any]
 Target = dict[str, Any]
-PER_BOX_KEYS = ("diameter", "visible", "object_id", "box_index")
+PER_BOX_KEYS = ("diameter", "width", "height", "visible", "object_id", "box_index")
 
 
 @dataclass

@@ -11,8 +11,9 @@ original tile (unchanged), then ``copies`` augmented copies of each tile whose s
 Augmentation runs in float32 in batch mode; the result is cast back to the store's dtype, rounded
 and **clipped to the dtype's range** for integer dtypes (a brightness shift can push 16-bit values
 past 65535 or below 0, which saturate there). Nodata pixels are augmented like any other pixel.
-Augmented boxes keep their label, ``object_id`` and (zoom-scaled) ``diameter``; ``visible`` is
-recomputed as clipped box area / ``diameter**2``, capped at 1.
+Augmented boxes keep their label, ``object_id`` and their object's (zoom-scaled, turned)
+``diameter``, ``width`` and ``height``; ``visible`` is recomputed as clipped box area / ``width
+x height`` (``diameter**2`` in stores without them), capped at 1.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from tiling.progress import progress_bar
 
 log = logging.getLogger(__name__)
 BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
+SIZE_KEYS = ("diameter", "width", "height")  # the whole object's size (tiling.store.format)
 
 
 def cast_to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -190,17 +192,21 @@ def _augment(
         rows = source.iloc[t["box_index"].numpy()].assign(tile_id=i)
         rows[BOX_COLUMNS] = t["boxes"].numpy().astype(np.float32)
         area = (rows["xmax"] - rows["xmin"]) * (rows["ymax"] - rows["ymin"])
-        rows["diameter"] = t["diameter"].numpy().astype(np.float32)
-        rows["visible"] = np.minimum(1.0, area / rows["diameter"] ** 2).astype(np.float32)
+        for key in SIZE_KEYS:
+            if key in t:
+                rows[key] = t[key].numpy().astype(np.float32)
+        whole = rows["width"] * rows["height"] if "width" in t else rows["diameter"] ** 2
+        rows["visible"] = np.minimum(1.0, area / whole).astype(np.float32)
         parts.append(rows)
     return out.numpy(), pd.concat([source.iloc[:0], *parts], ignore_index=True)
 
 
 def _target(rows: pd.DataFrame) -> dict[str, torch.Tensor]:
     """A transform target for one tile's box rows; ``box_index`` = row position in the chunk."""
+    sizes = {k: torch.tensor(rows[k].to_numpy(np.float32)) for k in SIZE_KEYS if k in rows}
     return {
         "boxes": torch.tensor(rows[BOX_COLUMNS].to_numpy(np.float32)).reshape(-1, 4),
         "labels": torch.tensor(rows["label_id"].to_numpy(np.int64)),
-        "diameter": torch.tensor(rows["diameter"].to_numpy(np.float32)),
+        **sizes,
         "box_index": torch.tensor(rows.index.to_numpy(np.int64)),
     }

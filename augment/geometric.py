@@ -143,7 +143,36 @@ class D4(Transform):
                 f"{h}x{w}; use symmetries=[0, 1, 2, 3] (flips) or square tiles"
             )
         out, boxes = d4_apply(images, targets.boxes, targets.batch, params["element"])
-        return out, targets.with_boxes(boxes)
+        transposed = (params["element"].to(targets.batch.device) & TRANSPOSE)[targets.batch] > 0
+        fields = swap_sizes(targets.fields, transposed)
+        return out, dataclasses.replace(targets, fields=fields).with_boxes(boxes)
+
+
+def swap_sizes(fields: dict[str, Tensor], swap: Tensor) -> dict[str, Tensor]:
+    """Per-box fields with ``"width"`` and ``"height"`` exchanged where ``swap[N]`` is True."""
+    if not {"width", "height"} <= set(fields):
+        return fields
+    width, height = fields["width"], fields["height"]
+    return {
+        **fields,
+        "width": torch.where(swap, height, width),
+        "height": torch.where(swap, width, height),
+    }
+
+
+def scale_sizes(fields: dict[str, Tensor], scale: Tensor) -> dict[str, Tensor]:
+    """Per-box size fields (``diameter``, ``width``, ``height``) multiplied by ``scale[N]``."""
+    sizes = {k: v * scale.to(v) for k, v in fields.items() if k in ("diameter", "width", "height")}
+    return {**fields, **sizes}
+
+
+def rotated_half_sizes(hw: Tensor, hh: Tensor, cos: Tensor, sin: Tensor) -> tuple[Tensor, Tensor]:
+    """Half sizes of the box of an axis-aligned ellipse (half axes ``hw``, ``hh``) once turned.
+
+    The angle has cosine ``cos`` and sine ``sin``; all tensors are ``[N]``. A disk's box keeps its
+    size; an elongated footprint's box follows its turn.
+    """
+    return (hw * cos).hypot(hh * sin), (hw * sin).hypot(hh * cos)
 
 
 def clip_boxes(
@@ -186,7 +215,8 @@ class RandomCropZoom(Transform):
     ``H x W``. ``s < 1`` zooms out: the image shrinks and sits at a uniform position inside the
     output, the rest filled with the per-band mean. One factor for x and y (round objects stay
     round). Boxes move as ``(b - offset) * s``, are clipped to the image, and are dropped when
-    less than ``min_visible`` of their area stays inside; a per-box ``"diameter"`` is scaled.
+    less than ``min_visible`` of their area stays inside; per-box ``"diameter"``, ``"width"`` and
+    ``"height"`` are scaled.
     """
 
     min_scale: float = 0.8
@@ -229,9 +259,8 @@ class RandomCropZoom(Transform):
         out = warp(images, theta)
         per_box = targets.batch
         boxes = (targets.boxes - origin[per_box].repeat(1, 2)) * scale[per_box, None]
-        if "diameter" in targets.fields:
-            diameter = targets.fields["diameter"] * scale[per_box].to(targets.fields["diameter"])
-            targets = dataclasses.replace(targets, fields={**targets.fields, "diameter": diameter})
+        fields = scale_sizes(targets.fields, scale[per_box])
+        targets = dataclasses.replace(targets, fields=fields)
         return out, clip_boxes(targets, boxes, (h, w), self.min_visible)
 
 
@@ -240,11 +269,14 @@ class RandomRotation(Transform):
     """Rotate about the image centre by an angle drawn uniformly in ``±max_degrees``.
 
     Box honesty for round objects: a disk rotated about any point is the same disk at a rotated
-    centre, so each box keeps its width and height and only its centre is rotated. (The envelope
-    of the rotated corners, what a generic rotation returns, would grow the box of a round object
-    by up to ``sqrt(2)``.) This is only correct for round/isotropic objects, which this project
-    assumes. Boxes are then clipped and filtered like :class:`RandomCropZoom`; the corners of the
-    output that fall outside the source take the per-band mean.
+    centre, so a square box keeps its size and only its centre is rotated. (The envelope of the
+    rotated corners, what a generic rotation returns, would grow the box of a round object by up
+    to ``sqrt(2)``.) A box that is not square is taken as the box of an ellipse (a round object's
+    footprint on a map projection, or a crown): its new half sizes are
+    ``(hypot(a cos t, b sin t), hypot(a sin t, b cos t))`` for half axes ``a``, ``b`` and angle
+    ``t``, which is the exact box of the turned ellipse. Boxes are then clipped and filtered like
+    :class:`RandomCropZoom`; the corners of the output that fall outside the source take the
+    per-band mean.
     """
 
     max_degrees: float = 10.0
@@ -283,6 +315,14 @@ class RandomRotation(Transform):
         c, s = cos[targets.batch], sin[targets.batch]
         dx, dy = (x1 + x2) / 2 - w / 2, (y1 + y2) / 2 - h / 2
         cx, cy = w / 2 + c * dx - s * dy, h / 2 + s * dx + c * dy
-        hw, hh = (x2 - x1) / 2, (y2 - y1) / 2
+        hw, hh = rotated_half_sizes((x2 - x1) / 2, (y2 - y1) / 2, c, s)
         boxes = torch.stack([cx - hw, cy - hh, cx + hw, cy + hh], dim=-1)
+        if {"width", "height"} <= set(targets.fields):
+            f = targets.fields
+            half_w, half_h = rotated_half_sizes(
+                f["width"] / 2, f["height"] / 2, c.to(f["width"]), s.to(f["width"])
+            )
+            targets = dataclasses.replace(
+                targets, fields={**f, "width": 2 * half_w, "height": 2 * half_h}
+            )
         return out, clip_boxes(targets, boxes, (h, w), self.min_visible)

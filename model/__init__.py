@@ -6,4 +6,5 @@
 - ``training``: the data module, the Lightning module, the Trainer, metrics, the grid search.
 - ``inference``: whole-raster prediction (windows, batches, merge) and catalogue writers.
 - ``evaluate``: a predicted catalogue against the truth (matching, P/R/F1, AP).
+- ``preflight``: the rasters, catalogues and planned splits checked before any tile is read.
 """

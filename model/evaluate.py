@@ -2,7 +2,8 @@
 
 Two objects may match (a *candidate pair*) when
 
-- ``match="iou"``: the IoU of their boxes (``x +- d/2``, ``y +- d/2``) is >= ``iou``; or
+- ``match="iou"``: the IoU of their boxes (``x +- w/2``, ``y +- h/2``, with ``width`` and
+  ``height`` where the catalogue has them, else ``w = h = diameter``) is >= ``iou``; or
 - ``match="center"`` (crater-catalogue practice): their centre distance is
   <= ``center_tol * min(d1, d2)`` and ``|d1 - d2| / min(d1, d2) <= diameter_tol``;
 
@@ -160,11 +161,15 @@ def _check_inputs(pred: pd.DataFrame, truth: pd.DataFrame, match: str, iou: floa
 
 
 def _clean(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    cols = [c for c in ("x", "y", "diameter", "score", "label") if c in frame.columns]
+    """``x, y, diameter, width, height`` (+ ``score``, ``label``); squares where no box is given."""
+    cols = [c for c in ("x", "y", "diameter", "width", "height", "score", "label") if c in frame]
     out = frame[cols].reset_index(drop=True).copy()
-    if (out["diameter"] <= 0).any():
-        row = int(np.flatnonzero(out["diameter"].to_numpy() <= 0)[0])
-        raise CatalogError(f"{name} catalogue row {row}: diameter must be > 0")
+    if not {"width", "height"} <= set(out.columns):
+        out["width"], out["height"] = out["diameter"], out["diameter"]
+    for col in ("diameter", "width", "height"):
+        if (out[col] <= 0).any():
+            row = int(np.flatnonzero(out[col].to_numpy() <= 0)[0])
+            raise CatalogError(f"{name} catalogue row {row}: {col} must be > 0")
     return out
 
 
@@ -180,15 +185,17 @@ def candidate_pairs(
     """Candidate pairs ``(pred idx [K], truth idx [K], quality [K] in (0, 1])`` from a KD-tree."""
     pxy, txy = p[["x", "y"]].to_numpy(float), t[["x", "y"]].to_numpy(float)
     pd_, td = p["diameter"].to_numpy(float), t["diameter"].to_numpy(float)
+    ps, ts = p[["width", "height"]].to_numpy(float), t[["width", "height"]].to_numpy(float)
     if len(p) == 0 or len(t) == 0:
         return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
-    # radius bound: IoU >= iou needs d_t <= d_p / sqrt(iou) and overlapping boxes
-    radius = (pd_ + pd_ / np.sqrt(iou)) / 2 * np.sqrt(2) if match == "iou" else center_tol * pd_
+    # radius bound: IoU >= iou needs each side of t <= that of p / iou, and overlapping boxes
+    reach = np.hypot(ps[:, 0], ps[:, 1]) * (1 + 1 / iou) / 2
+    radius = reach if match == "iou" else center_tol * pd_
     hits = cKDTree(txy).query_ball_point(pxy, radius)
     pi = np.repeat(np.arange(len(p)), [len(h) for h in hits])
     ti = np.fromiter((j for h in hits for j in h), dtype=int, count=len(pi))
     if match == "iou":
-        quality = box_iou_pairs(pxy[pi], pd_[pi], txy[ti], td[ti])
+        quality = box_iou_pairs(pxy[pi], ps[pi], txy[ti], ts[ti])
         ok = quality >= iou
     else:
         dmin = np.minimum(pd_[pi], td[ti])
@@ -200,13 +207,20 @@ def candidate_pairs(
     return pi[ok], ti[ok], quality[ok]
 
 
-def box_iou_pairs(xy1: np.ndarray, d1: np.ndarray, xy2: np.ndarray, d2: np.ndarray) -> np.ndarray:
-    """IoU [K] of square boxes of diameters ``d1``, ``d2`` [K] centred at ``xy1``, ``xy2`` [K, 2]."""
-    half = (d1 + d2)[:, None] / 2
+def box_iou_pairs(xy1: np.ndarray, s1: np.ndarray, xy2: np.ndarray, s2: np.ndarray) -> np.ndarray:
+    """IoU [K] of boxes centred at ``xy1``, ``xy2`` [K, 2] with sizes ``s1``, ``s2``.
+
+    Args:
+        xy1, xy2: ``[K, 2]`` centres ``(x, y)``.
+        s1, s2: ``[K, 2]`` box ``(width, height)``, or ``[K]`` sides of squares.
+    """
+    s1 = np.broadcast_to(np.asarray(s1, float).reshape(len(xy1), -1), xy1.shape)
+    s2 = np.broadcast_to(np.asarray(s2, float).reshape(len(xy2), -1), xy2.shape)
+    half = (s1 + s2) / 2
     overlap = np.clip(np.minimum(half, half - np.abs(xy1 - xy2)), 0, None)
-    overlap = np.minimum(overlap, np.minimum(d1, d2)[:, None])
+    overlap = np.minimum(overlap, np.minimum(s1, s2))
     inter = overlap.prod(1)
-    return inter / (d1**2 + d2**2 - inter)
+    return inter / (s1.prod(1) + s2.prod(1) - inter)
 
 
 def optimal_matches(

@@ -64,6 +64,8 @@ class RunParameters(StoreParameters):
     batch_size: int = param(8, "tiles per batch", o.positive_int)
     max_epochs: int = param(8, "epochs per trial", o.positive_int)
     samples_per_epoch: int = param(480, "training tiles drawn per epoch (content-weighted, with replacement)", o.positive_int)
+    lr: float = param(1e-3, "learning rate (a grid over lr replaces it)", o.positive_float)
+    scheduler: str = param("onecycle", "learning-rate schedule: none | cosine | onecycle", o.text)
     grid: dict[str, list[Any]] = param({"lr": [5e-4, 1e-3], "focal_gamma": [2.0]}, "hyperparameter grid: ModelConfig field -> values", o.mapping(o.text, grid_values))
     max_minutes_per_trial: float | None = param(8.0, "wall-clock cap of one trial (null: no cap)", o.optional(o.positive_float), unit="minutes")
     accelerator: str = param("auto", "auto | cpu | gpu", o.text)
@@ -105,8 +107,8 @@ class RunParameters(StoreParameters):
             weights=self.weights,
             batch_size=self.batch_size,
             max_epochs=self.max_epochs,
-            lr=1e-3,
-            scheduler="onecycle",
+            lr=self.lr,
+            scheduler=self.scheduler,
             augment=self.augment,
             accelerator=self.accelerator,
             precision=self.precision,

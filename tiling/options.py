@@ -125,6 +125,18 @@ def optional(check: Checker) -> Checker:
     return checked
 
 
+def or_auto(check: Checker) -> Checker:
+    """``check``, or the word ``"auto"`` (the value is then chosen from the data)."""
+
+    def checked(raw: Any) -> Any:
+        if isinstance(raw, str) and raw.strip().lower() == "auto":
+            return "auto"
+        return check(raw)
+
+    checked.__name__ = f"auto_or_{getattr(check, '__name__', 'value')}"
+    return checked
+
+
 def list_of(check: Checker) -> Checker:
     """A list of values each passing ``check``: a YAML list, or its text (``"[0.7, 0.3]"``)."""
 

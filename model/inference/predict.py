@@ -102,6 +102,7 @@ def predict_raster(
     classes: Sequence[str] | None = None,
     fill: Sequence[float] | None = None,
     progress: bool = True,
+    diameter_unit: str = "m",
 ) -> pd.DataFrame:
     """Detect objects over a whole raster.
 
@@ -121,10 +122,12 @@ def predict_raster(
         fill: nodata fill per band, raw units (default the config's ``nodata_fill``: its
             ``image_mean``, or the raw value that stretches to it; else the window mean).
         progress: show a tqdm bar (windows, megapixels per second).
+        diameter_unit: the catalogue's diameter unit: ``"km"`` gives ``diameter_km``, any other
+            ``diameter_m`` (rasters with a map CRS).
 
     Returns:
-        DataFrame with ``x``, ``y``, ``diameter`` (float raster px), ``score``, ``label`` (str);
-        plus ``map_x``, ``map_y``, ``map_diameter`` (map units), ``lon``, ``lat`` with a map CRS, or ``ra``, ``dec`` on the sky.
+        DataFrame with ``x``, ``y``, ``diameter`` (mean side), ``width``, ``height`` (float
+        raster px), ``score``, ``label`` (str); plus the columns of :func:`add_world_columns`.
     """
     model, names, config = resolve_model(model_or_checkpoint, classes, device)
     tile_size = tile_size or getattr(config, "tile_size", None) or 512
@@ -141,7 +144,7 @@ def predict_raster(
         with prediction_settings(model, tile_size, score_thresh, nms_thresh):
             _run(model, data, merger, workers, device, score_thresh, progress)
         boxes, scores, labels = merger.merge(nms_thresh)
-        return detections_frame(boxes, scores, labels, names, raster)
+        return detections_frame(boxes, scores, labels, names, raster, diameter_unit)
 
 
 def _default(value: float | None, config: Any, name: str, fallback: float) -> float:
@@ -183,26 +186,46 @@ def detections_frame(
     labels: torch.Tensor,
     names: Sequence[str],
     raster: RasterSource,
+    diameter_unit: str = "m",
 ) -> pd.DataFrame:
-    """Catalogue DataFrame of merged detections, with world coordinates when the raster has them."""
+    """Catalogue DataFrame of merged detections, with world coordinates when the raster has them.
+
+    Args:
+        boxes: ``FloatTensor[D, 4]`` xyxy raster pixels; ``scores``: ``[D]``; ``labels``: ``[D]``.
+        names: label names; ``raster``: the open raster; ``diameter_unit``: see
+            :func:`add_world_columns`.
+    """
     xy, diameter = catalog_from_boxes(boxes)
     ids = labels.numpy()
     if len(ids) and ids.max() >= len(names):
         raise RasterError(f"model returned label id {ids.max()} but only {len(names)} classes")
+    x1, y1, x2, y2 = boxes.double().unbind(1)
     frame = pd.DataFrame(
         {
             "x": xy[:, 0].numpy().astype(np.float64),
             "y": xy[:, 1].numpy().astype(np.float64),
             "diameter": diameter.numpy().astype(np.float64),
+            "width": (x2 - x1).numpy(),
+            "height": (y2 - y1).numpy(),
             "score": scores.numpy().astype(np.float64),
             "label": pd.Series(np.asarray(names, dtype=object)[ids], dtype=object),
         }
     )
-    return add_world_columns(frame, raster)
+    return add_world_columns(frame, raster, diameter_unit)
 
 
-def add_world_columns(frame: pd.DataFrame, raster: RasterSource) -> pd.DataFrame:
-    """Add ``map_x``/``map_y``/``map_diameter``/``lon``/``lat`` (map CRS) or ``ra``/``dec`` (sky) columns."""
+def add_world_columns(
+    frame: pd.DataFrame, raster: RasterSource, diameter_unit: str = "m"
+) -> pd.DataFrame:
+    """Add world columns to a catalogue of ``x``, ``y``, ``diameter`` (+ ``width``, ``height``).
+
+    - sky WCS: ``ra``, ``dec``;
+    - map geotransform: ``map_x``, ``map_y``, ``map_diameter`` (map units);
+    - map CRS: also ``lon``, ``lat`` (east degrees, within 180 of the raster centre's longitude)
+      and the diameter on the CRS's ellipsoid, ``diameter_km`` when ``diameter_unit == "km"``,
+      else ``diameter_m`` (:meth:`tiling.catalog.footprint.LonLatFrame.diameters`: the circle
+      whose footprint box has the box's mean side).
+    """
     if raster.world == "sky":
         frame["ra"], frame["dec"] = raster.pixel_to_world(frame["x"].values, frame["y"].values)
     elif raster.world == "map":
@@ -210,9 +233,17 @@ def add_world_columns(frame: pd.DataFrame, raster: RasterSource) -> pd.DataFrame
         frame["map_x"], frame["map_y"] = mx, my
         frame["map_diameter"] = frame["diameter"] * raster.pixel_size()
         if raster.crs_wkt:
-            from pyproj import CRS, Transformer
+            from tiling.catalog.footprint import LonLatFrame
 
-            crs = CRS.from_wkt(raster.crs_wkt)
-            to_geo = Transformer.from_crs(crs, crs.geodetic_crs, always_xy=True)
-            frame["lon"], frame["lat"] = to_geo.transform(mx, my)
+            lonlat = LonLatFrame.of(raster)
+            frame["lon"], frame["lat"] = lonlat.to_lonlat(frame["x"].values, frame["y"].values)
+            sizes = [
+                frame[c].values if c in frame else frame["diameter"].values
+                for c in ("width", "height")
+            ]
+            metres = lonlat.diameters(frame["x"].values, frame["y"].values, *sizes)
+            if diameter_unit == "km":
+                frame["diameter_km"] = metres / 1000
+            else:
+                frame["diameter_m"] = metres
     return frame

@@ -349,9 +349,13 @@ def best_trial(results: pd.DataFrame, metric: str = MONITOR) -> pd.Series:
     """The row of the finished trial with the highest ``metric`` (e.g. ``"val/map_50"``).
 
     Raises:
-        ConfigError: ``metric`` is not a column of ``results``.
-        RasterDetectError: no trial finished with a value of ``metric``.
+        RasterDetectError: every trial failed: the message lists each trial's own error (its
+            first line); or no finished trial has a value of ``metric``.
+        ConfigError: ``metric`` is not a column of ``results`` although some trial finished.
     """
+    failed = results[results["status"] == "failed"] if "status" in results else results.iloc[:0]
+    if len(results) and len(failed) == len(results):
+        raise RasterDetectError(trials_failed_message(failed))
     if metric not in results.columns:
         metrics = sorted(c for c in results.columns if "/" in str(c))
         raise ConfigError(f"metric={metric!r} is not in the results; use one of {metrics}.")
@@ -362,3 +366,13 @@ def best_trial(results: pd.DataFrame, metric: str = MONITOR) -> pd.Series:
             "'status' and 'error' columns)."
         )
     return done.loc[done[metric].astype(float).idxmax()]
+
+
+def trials_failed_message(failed: pd.DataFrame) -> str:
+    """``"Every trial failed (n): "`` and one line per trial: its id and its error's first line."""
+    lines = [f"Every trial of the grid failed ({len(failed)}); their errors:"]
+    for row in failed.itertuples(index=False):
+        error = str(getattr(row, "error", "") or "").strip()
+        first = error.splitlines()[0] if error else "(no error recorded; see its error.txt)"
+        lines.append(f"  {getattr(row, 'trial', '?')}: {first}")
+    return "\n".join(lines)

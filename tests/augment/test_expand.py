@@ -142,3 +142,17 @@ def test_expand_store_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown augmentation recipe 'wild'"):
         expand_store(store, tmp_path / "out", "wild", copies=1)
     assert torch.is_tensor(torch.zeros(1))
+
+
+def test_expand_store_keeps_width_and_height(tmp_path):
+    """Stores with the object's width and height: copies carry them, visible uses their area."""
+    store = FakeStore(tmp_path / "src")
+    store.boxes = store.boxes.assign(width=np.float32(8.0), height=np.float32(2.0))
+    out = expand_store(store, tmp_path / "out", "flips", copies=1)
+    boxes = pd.read_parquet(out / "boxes.parquet")
+    assert list(boxes.columns) == list(store.boxes.columns)
+    area = (boxes.xmax - boxes.xmin) * (boxes.ymax - boxes.ymin)  # 4 x 4 boxes in 8 x 2 objects
+    np.testing.assert_allclose(boxes.visible, np.minimum(1.0, area / 16.0))
+    tiles = pd.read_parquet(out / "tiles.parquet")
+    copies = boxes[boxes.tile_id.isin(tiles.loc[tiles.augment_copy > 0, "tile_id"])]
+    assert len(copies) and set(copies.width) | set(copies.height) <= {8.0, 2.0}

@@ -206,6 +206,46 @@ def test_crop_zoom_scales_diameter():
     assert tgt["diameter"].tolist() == [6.0]
 
 
+def test_crop_zoom_scales_width_and_height():
+    boxes = torch.tensor([[4.0, 4.0, 12.0, 8.0]])
+    target = {**target_of(boxes), "width": torch.tensor([8.0]), "height": torch.tensor([4.0])}
+    params = {"scale": torch.tensor([1.5]), "position": torch.tensor([[0.0, 0.0]])}
+    _, tgt = RandomCropZoom(1.0, 2.0).apply(torch.rand(1, 20, 20), target, params)
+    assert (tgt["width"].tolist(), tgt["height"].tolist()) == ([12.0], [6.0])
+
+
+def test_d4_transpose_swaps_width_and_height():
+    boxes = torch.tensor([[2.0, 4.0, 10.0, 8.0], [1.0, 1.0, 3.0, 5.0]])
+    target = {
+        **target_of(boxes),
+        "width": torch.tensor([8.0, 2.0]),
+        "height": torch.tensor([4.0, 4.0]),
+    }
+    for element, swapped in [(4, True), (5, True), (1, False), (3, False)]:
+        _, tgt = D4().apply(torch.rand(1, 12, 12), target, {"element": torch.tensor([element])})
+        x1, y1, x2, y2 = tgt["boxes"].unbind(1)
+        torch.testing.assert_close(tgt["width"], x2 - x1)  # the fields follow the boxes
+        torch.testing.assert_close(tgt["height"], y2 - y1)
+        assert tgt["width"].tolist() == ([4.0, 4.0] if swapped else [8.0, 2.0])
+
+
+@pytest.mark.parametrize("degrees", [90.0, 30.0, -60.0])
+def test_rotation_turns_elongated_boxes_as_ellipses(degrees):
+    """A 40 x 20 footprint turned by t has the box of the turned ellipse of half axes 20, 10."""
+    image = torch.zeros(1, 100, 100)
+    boxes = torch.tensor([[30.0, 40.0, 70.0, 60.0]])  # centred on the image centre
+    target = {**target_of(boxes), "width": torch.tensor([40.0]), "height": torch.tensor([20.0])}
+    _, tgt = RandomRotation(90).apply(image, target, {"degrees": torch.tensor([degrees])})
+    t = torch.tensor(degrees).deg2rad()
+    half_w = torch.hypot(20 * t.cos(), 10 * t.sin())
+    half_h = torch.hypot(20 * t.sin(), 10 * t.cos())
+    expected = torch.stack([50 - half_w, 50 - half_h, 50 + half_w, 50 + half_h])[None]
+    torch.testing.assert_close(tgt["boxes"], expected)
+    torch.testing.assert_close(tgt["width"], 2 * half_w[None])
+    if degrees == 90.0:
+        torch.testing.assert_close(tgt["boxes"], torch.tensor([[40.0, 30.0, 60.0, 70.0]]))
+
+
 def test_geometric_errors():
     with pytest.raises(ConfigError, match=r"d4 symmetries=\[9\]"):
         D4(symmetries=(9,))

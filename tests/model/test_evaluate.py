@@ -99,6 +99,29 @@ def test_iou_of_squares():
     assert iou[0] == pytest.approx(50 / 150)
 
 
+def test_boxes_with_width_and_height():
+    """Objects carry their box: a 40 x 20 box matches itself, not the square of its mean side."""
+    truth = pd.DataFrame({"x": [100.0], "y": [50.0], "diameter": [30.0], "width": [40.0],
+                          "height": [20.0]})  # fmt: skip
+    same = truth.assign(score=0.9)
+    assert evaluate_catalog(same, truth, iou=0.9).summary["tp"] == 1
+    square = same.drop(columns=["width", "height"])  # 30 x 30: IoU 600 / 1100 = 0.545
+    assert evaluate_catalog(square, truth, iou=0.6).summary["tp"] == 0
+    assert evaluate_catalog(square, truth, iou=0.5).summary["tp"] == 1
+    iou = box_iou_pairs(np.array([[0.0, 0.0]]), np.array([[40.0, 20.0]]),
+                        np.array([[0.0, 0.0]]), np.array([[30.0, 30.0]]))  # fmt: skip
+    assert iou[0] == pytest.approx(600 / 1100)
+
+
+def test_long_thin_boxes_are_found_far_from_the_centre():
+    """The KD-tree radius covers boxes whose centres are far apart along their long side."""
+    truth = pd.DataFrame({"x": [0.0], "y": [0.0], "diameter": [55.0], "width": [100.0],
+                          "height": [10.0]})  # fmt: skip
+    pred = truth.assign(x=30.0, score=0.8)  # IoU 700 / 1300 = 0.54
+    assert evaluate_catalog(pred, truth, iou=0.5).summary["tp"] == 1
+    assert evaluate_catalog(pred.assign(x=40.0), truth, iou=0.5).summary["tp"] == 0  # 0.43
+
+
 def test_empty_catalogues():
     ev = evaluate_catalog(cat([]), cat([(1, 1, 2)]))
     assert ev.summary["fn"] == 1 and ev.summary["tp"] == 0

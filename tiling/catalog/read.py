@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tiling.catalog.convert import corner_boxes, object_boxes
 from tiling.errors import CatalogError
 from tiling.sources import RasterSource, open_raster
 
@@ -68,49 +69,6 @@ def _check_world(raster: RasterSource, coords: str, unit: str, one_based: bool, 
         )
 
 
-def _scale(raster: RasterSource, unit: str, path: Path) -> float:
-    """World units per pixel -> pixels per unit of the diameter column."""
-    if unit == "px":
-        return 1.0
-    per = {"m": 1.0, "km": 1000.0, "map": 1.0, "deg": 1.0, "arcmin": 1 / 60, "arcsec": 1 / 3600}
-    if unit not in per:
-        raise CatalogError(f"{path}: unknown diameter_unit {unit!r}; use one of px, {list(per)}")
-    if unit in ("m", "km"):
-        _require_metres(raster, path)
-    return per[unit] / raster.pixel_size()
-
-
-def _require_metres(raster: RasterSource, path: Path) -> None:
-    from pyproj import CRS
-
-    if raster.crs_wkt is None:
-        raise CatalogError(f"{path}: raster {raster.path} has no CRS; use diameter_unit='px'")
-    unit = CRS.from_wkt(raster.crs_wkt).axis_info[0].unit_name
-    if unit not in ("metre", "meter"):
-        raise CatalogError(
-            f"{path}: raster {raster.path} CRS unit is {unit!r}, not metres; "
-            "use diameter_unit='map' or 'px'"
-        )
-
-
-def _to_pixels(
-    raster: RasterSource, a: np.ndarray, b: np.ndarray, coords: str, path: Path
-) -> tuple[np.ndarray, np.ndarray]:
-    if coords == "pixel":
-        return a, b
-    if coords in ("map", "sky"):
-        return raster.world_to_pixel(a, b)
-    if coords == "lonlat":
-        from pyproj import CRS, Transformer
-
-        if raster.crs_wkt is None:
-            raise CatalogError(f"{path}: raster {raster.path} has no CRS; cannot convert lon/lat")
-        crs = CRS.from_wkt(raster.crs_wkt)
-        t = Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
-        return raster.world_to_pixel(*t.transform(a, b))
-    raise CatalogError(f"{path}: unknown coords {coords!r}; use pixel, map, lonlat or sky")
-
-
 def _sky(df: pd.DataFrame, cx: str, cy: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """RA/Dec strings (degrees, or sexagesimal ``hh:mm:ss``/``hh mm ss`` RA) to degrees."""
     from astropy import units as u
@@ -156,14 +114,18 @@ def read_catalog(
     Args:
         csv_path: the CSV. raster_path: its raster (opened with ``open_raster``).
         columns: map of x/y/diameter/label (or xmin/ymin/xmax/ymax boxes) to the CSV's names.
-        coords: "pixel", "map" (raster CRS), "lonlat" (degrees, via the CRS's geodetic CRS) or
-            "sky" (RA/Dec degrees or sexagesimal strings).
-        diameter_unit: "px", "m", "km", "map", or for sky rasters "deg", "arcmin", "arcsec".
+        coords: "pixel", "map" (raster CRS), "lonlat" (east degrees, 0-360 or -180-180, on the
+            CRS's own geodetic CRS) or "sky" (RA/Dec degrees or sexagesimal strings); boxes'
+            corners are in these coordinates too.
+        diameter_unit: "px", "m", "km" (on the ellipsoid of any CRS, any body), "map", or for sky
+            rasters "deg", "arcmin", "arcsec"; boxes have none.
         label: constant label when the CSV has none (default "object").
         one_based: pixel coords with first pixel centre at 1.0 (SExtractor): subtract 0.5.
 
     Returns:
-        DataFrame[N] with x, y, diameter (float64) and label (str); objects outside dropped.
+        DataFrame[N] with float64 ``x``, ``y`` (centre), ``width``, ``height`` (the box of the
+        object's footprint, :mod:`tiling.catalog.convert`), ``diameter`` (their mean), all in
+        pixels, and str ``label``; objects whose centre is outside the raster are dropped.
     """
     path = Path(csv_path)
     try:
@@ -172,38 +134,53 @@ def read_catalog(
         raise CatalogError(f"{path}: cannot read the CSV ({err})") from err
     m = _columns(df, columns, path)
     with open_raster(raster_path) as raster:
-        if "xmin" in m:
-            x0, y0, x1, y1 = (_numeric(df, m[k], path) for k in _BOX)
-            a, b, d = (x0 + x1) / 2, (y0 + y1) / 2, ((x1 - x0) + (y1 - y0)) / 2
-        else:
-            if coords == "sky" and not all(
-                pd.api.types.is_numeric_dtype(df[m[k]]) for k in ("x", "y")
-            ):
-                a, b = _sky(df, m["x"], m["y"], path)
-            else:
-                a, b = _numeric(df, m["x"], path), _numeric(df, m["y"], path)
-            d = _numeric(df, m["diameter"], path)
-        bad = np.flatnonzero(d <= 0)
-        if bad.size:
-            col = m.get("diameter") or "/".join(m[k] for k in _BOX)
-            raise CatalogError(
-                f"{path}: row {bad[0] + 2}, column {col!r}: diameter {d[bad[0]]} is not positive"
-            )
         _check_world(raster, coords, diameter_unit, one_based, path)
-        x, y = _to_pixels(raster, a, b, coords, path)
-        d = d * _scale(raster, diameter_unit, path)
+        x, y, width, height = _pixel_boxes(df, m, raster, coords, diameter_unit, path)
         h, w = raster.height, raster.width
-    x, y = np.asarray(x, float), np.asarray(y, float)
     if one_based:  # checked against coords before any conversion
         x, y = x - 0.5, y - 0.5
     labels = (
         df[m["label"]].astype(str) if "label" in m else pd.Series([label or "object"] * len(df))
     )
-    out = pd.DataFrame({"x": x, "y": y, "diameter": np.asarray(d, float), "label": labels.values})
+    out = pd.DataFrame(
+        {"x": x, "y": y, "diameter": (width + height) / 2, "width": width, "height": height,
+         "label": labels.values}
+    )  # fmt: skip
     inside = (out.x >= 0) & (out.x < w) & (out.y >= 0) & (out.y < h)
     if not inside.all():
         warnings.warn(f"{path}: dropped {(~inside).sum()} objects outside the raster", stacklevel=2)
     return out[inside].reset_index(drop=True)
+
+
+def _pixel_boxes(
+    df: pd.DataFrame,
+    m: dict[str, str],
+    raster: RasterSource,
+    coords: str,
+    unit: str,
+    path: Path,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, y, width, height)`` in pixels of every row (:mod:`tiling.catalog.convert`)."""
+    if "xmin" in m:
+        x0, y0, x1, y1 = (_numeric(df, m[k], path) for k in _BOX)
+        _check_positive(((x1 - x0) + (y1 - y0)) / 2, "/".join(m[k] for k in _BOX), path)
+        return corner_boxes(raster, x0, y0, x1, y1, coords, path)
+    if coords == "sky" and not all(pd.api.types.is_numeric_dtype(df[m[k]]) for k in ("x", "y")):
+        a, b = _sky(df, m["x"], m["y"], path)
+    else:
+        a, b = _numeric(df, m["x"], path), _numeric(df, m["y"], path)
+    d = _numeric(df, m["diameter"], path)
+    _check_positive(d, m["diameter"], path)
+    return object_boxes(raster, a, b, d, coords, unit, path)
+
+
+def _check_positive(d: np.ndarray, col: str, path: Path) -> None:
+    """Raise CatalogError naming the first row whose diameter is not positive."""
+    bad = np.flatnonzero(d <= 0)
+    if bad.size:
+        raise CatalogError(
+            f"{path}: row {bad[0] + 2}, column {col!r}: diameter {d[bad[0]]} is not positive"
+        )
 
 
 def summarize_catalogs(catalogs: dict[str, pd.DataFrame]) -> pd.DataFrame:

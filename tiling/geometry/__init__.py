@@ -8,9 +8,16 @@ from tiling.lazy import lazy_namespace
 
 if TYPE_CHECKING:
     from tiling.geometry.assign import Assignment, assign_boxes, grid_axes
+    from tiling.geometry.blocks import (
+        BlockLayout,
+        auto_block_strides,
+        block_layout,
+        drop_conflicts,
+    )
     from tiling.geometry.grid import (
         axis_offsets,
         boxes_from_catalog,
+        boxes_from_sizes,
         catalog_from_boxes,
         check_tiling,
         tile_grid,
@@ -18,8 +25,10 @@ if TYPE_CHECKING:
     from tiling.geometry.splits import (
         SPLIT_MODES,
         SPLITS,
+        block_plan,
         candidate_tiles,
         catalog_labels,
+        catalog_sizes,
         check_fractions,
         tile_splits,
     )
@@ -28,14 +37,21 @@ __all__ = [
     "SPLITS",
     "SPLIT_MODES",
     "Assignment",
+    "BlockLayout",
     "assign_boxes",
+    "auto_block_strides",
     "axis_offsets",
+    "block_layout",
+    "block_plan",
     "boxes_from_catalog",
+    "boxes_from_sizes",
     "candidate_tiles",
     "catalog_from_boxes",
     "catalog_labels",
+    "catalog_sizes",
     "check_fractions",
     "check_tiling",
+    "drop_conflicts",
     "grid_axes",
     "tile_grid",
     "tile_splits",
@@ -48,7 +64,14 @@ __getattr__, __dir__ = lazy_namespace(
             "tile_grid",
             "check_tiling",
             "boxes_from_catalog",
+            "boxes_from_sizes",
             "catalog_from_boxes",
+        ),
+        "tiling.geometry.blocks": (
+            "BlockLayout",
+            "auto_block_strides",
+            "block_layout",
+            "drop_conflicts",
         ),
         "tiling.geometry.assign": (
             "Assignment",
@@ -58,8 +81,10 @@ __getattr__, __dir__ = lazy_namespace(
         "tiling.geometry.splits": (
             "SPLITS",
             "SPLIT_MODES",
+            "block_plan",
             "candidate_tiles",
             "catalog_labels",
+            "catalog_sizes",
             "check_fractions",
             "tile_splits",
         ),

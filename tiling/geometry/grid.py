@@ -79,6 +79,20 @@ def boxes_from_catalog(xy: Tensor, diameter: Tensor) -> Tensor:
     return torch.cat([xy - half, xy + half], dim=1)
 
 
+def boxes_from_sizes(xy: Tensor, sizes: Tensor) -> Tensor:
+    """``xyxy`` boxes centred on ``xy`` with per-object widths and heights, by broadcasting.
+
+    Args:
+        xy: ``FloatTensor[N, 2]`` of ``(x, y)`` centres in pixels.
+        sizes: ``FloatTensor[N, 2]`` of ``(width, height)`` in pixels.
+
+    Returns:
+        ``FloatTensor[N, 4]``: ``(x - w/2, y - h/2, x + w/2, y + h/2)``.
+    """
+    half = sizes / 2
+    return torch.cat([xy - half, xy + half], dim=1)
+
+
 def catalog_from_boxes(boxes: Tensor) -> tuple[Tensor, Tensor]:
     """Centres and diameters back from ``xyxy`` boxes (the mean of width and height).
 

@@ -8,19 +8,18 @@ Overlapping tiles share pixels, so a random split of tiles would put the same pi
 and validation. Two leak-free schemes:
 
 - ``"raster"``: whole rasters go to one split each (drawn with the seed, in the given fractions).
-- ``"blocks"``: each raster is cut into square blocks of ``block_size`` pixels anchored at its
-  top-left corner; each block gets a split (drawn with the seed, in the given fractions, per
-  raster); a tile whose footprint touches blocks of two different splits is dropped. A kept
-  tile's pixels therefore lie in blocks of its own split only, and blocks are disjoint, so no pixel
-  is shared between splits.
+- ``"blocks"``: each raster is cut into square blocks of whole tile strides, drawn to splits with
+  the seed so that the fractions hold in tiles and objects, and a tile that shares pixels with a
+  tile of a rarer split is dropped (:mod:`tiling.geometry.blocks`, which also states the rule of
+  the automatic block size). Kept tiles of two different splits never share a pixel.
 
 In both schemes ``test_rasters`` names rasters that go wholly to ``"test"``; the fractions apply
 to the other rasters (set the test fraction to 0 to keep them out of test).
 
-Counts per split use the largest-remainder rule, so ``n`` items with fractions ``f`` get
-``floor(n f)`` each plus one for the largest remainders (ties to the earlier split); then a split
-with a positive fraction but no item takes one from the largest split while that has two or more
-(so 4 blocks at 0.7/0.15/0.15 give 2/1/1, not 3/1/0).
+Whole rasters are counted with the largest-remainder rule, so ``n`` rasters with fractions ``f``
+get ``floor(n f)`` each plus one for the largest remainders (ties to the earlier split); then a
+split with a positive fraction but no raster takes one from the largest split while that has two
+or more (so 4 rasters at 0.7/0.15/0.15 give 2/1/1, not 3/1/0).
 Pure functions: no I/O.
 """
 
@@ -38,8 +37,15 @@ import torch
 from torch import Tensor
 
 from tiling.errors import CatalogError, ConfigError
-from tiling.geometry.assign import assign_boxes
-from tiling.geometry.grid import boxes_from_catalog, tile_grid
+from tiling.geometry.assign import Assignment, assign_boxes
+from tiling.geometry.blocks import (
+    BlockLayout,
+    block_layout,
+    cell_objects,
+    plan_block_splits,
+    resolve_block_strides,
+)
+from tiling.geometry.grid import axis_offsets, boxes_from_sizes, tile_grid
 
 log = logging.getLogger(__name__)
 
@@ -133,83 +139,54 @@ def check_test_rasters(names: Sequence[str], test_rasters: Sequence[str]) -> Non
         )
 
 
-def block_codes(
-    height: int,
-    width: int,
-    block_size: int,
-    fractions: Sequence[float],
-    rng: np.random.Generator,
-) -> Tensor:
-    """Split code of each spatial block of a ``height x width`` raster.
-
-    Returns:
-        ``LongTensor[n_block_rows, n_block_cols]`` of codes 0 (train), 1 (val), 2 (test).
-    """
-    if block_size <= 0:
-        raise ConfigError(f"block_size={block_size} must be a positive number of pixels")
-    shape = (-(-height // block_size), -(-width // block_size))
-    codes = draw_codes(shape[0] * shape[1], check_fractions(fractions), rng)
-    return torch.from_numpy(codes).reshape(shape)
-
-
-def tile_block_splits(offsets: Tensor, tile_size: int, block_size: int, blocks: Tensor) -> Tensor:
-    """Split code of each tile from the blocks its footprint touches; straddlers get ``DROPPED``.
-
-    A tile at ``(r, c)`` covers pixel rows ``[r, r + T)``, so block rows ``r // B`` to
-    ``(r + T - 1) // B`` (likewise columns). It is kept when all the blocks in that rectangle
-    have the same code, tested with one 2-D prefix sum per code (no Python loop over tiles).
+def block_plan(info: Mapping[str, Any], params: Mapping[str, Any]) -> BlockLayout:
+    """The blocks of one raster under ``split="blocks"`` (:mod:`tiling.geometry.blocks`).
 
     Args:
-        offsets: ``LongTensor[M, 2]`` tile ``(row, col)`` offsets.
-        tile_size: tile side ``T`` in pixels.
-        block_size: block side ``B`` in pixels.
-        blocks: ``LongTensor[nbr, nbc]`` block codes from :func:`block_codes`.
-
-    Returns:
-        ``LongTensor[M]`` codes in ``{DROPPED, 0, 1, 2}``.
+        info: ``height``, ``width`` of the raster in pixels.
+        params: ``tile_size``, ``overlap``, ``block_size`` (``"auto"``, None or pixels) and
+            ``split_fractions``.
     """
-    r0, c0 = offsets[:, 0] // block_size, offsets[:, 1] // block_size
-    r1 = (offsets[:, 0] + tile_size - 1) // block_size + 1
-    c1 = (offsets[:, 1] + tile_size - 1) // block_size + 1
-    first = blocks[r0, c0]
-    area = (r1 - r0) * (c1 - c0)
-    same = torch.zeros(len(offsets), dtype=torch.long)
-    for code in range(3):
-        table = torch.nn.functional.pad((blocks == code).long().cumsum(0).cumsum(1), (1, 0, 1, 0))
-        count = table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]
-        same = torch.where(first == code, count, same)
-    return torch.where(same == area, first, torch.full_like(first, DROPPED))
+    size, overlap = params["tile_size"], params["overlap"]
+    n_rows = len(axis_offsets(info["height"], size, overlap))
+    n_cols = len(axis_offsets(info["width"], size, overlap))
+    strides = resolve_block_strides(
+        params["block_size"], size - overlap, n_rows, n_cols, params["split_fractions"]
+    )
+    return block_layout(n_rows, n_cols, strides)
 
 
 def tile_splits(
-    offsets: Tensor,
-    name: str,
-    height: int,
-    width: int,
+    info: Mapping[str, Any],
     names: Sequence[str],
     params: Mapping[str, Any],
+    xy: Tensor,
 ) -> Tensor:
     """Split code of each tile of one raster, by the store parameters.
 
     Args:
-        offsets: ``LongTensor[M, 2]`` the raster's tile offsets.
-        name: the raster's name; ``height``, ``width``: its size in pixels.
+        info: the raster's ``name``, ``height`` and ``width`` (pixels).
         names: every raster's name (for ``split="raster"``).
         params: ``split``, ``split_fractions``, ``seed``, ``test_rasters``, ``block_size``,
-            ``tile_size`` (as in ``meta["params"]``).
+            ``tile_size``, ``overlap`` (as in ``meta["params"]``).
+        xy: ``FloatTensor[N, 2]`` object centres in pixels (they weigh the blocks).
 
     Returns:
-        ``LongTensor[M]`` of codes 0 (train), 1 (val), 2 (test) or ``DROPPED``.
+        ``LongTensor[M]`` (the grid of :func:`tiling.geometry.grid.tile_grid`, row-major) of codes
+        0 (train), 1 (val), 2 (test) or ``DROPPED``.
     """
     fractions, seed, tests = params["split_fractions"], params["seed"], params["test_rasters"]
+    size, overlap, name = params["tile_size"], params["overlap"], info["name"]
+    rows = axis_offsets(info["height"], size, overlap)
+    cols = axis_offsets(info["width"], size, overlap)
     if name in tests:
-        return torch.full((len(offsets),), 2, dtype=torch.long)
+        return torch.full((len(rows) * len(cols),), 2, dtype=torch.long)
     if params["split"] == "raster":
         code = SPLITS.index(raster_splits(names, fractions, seed, tests)[name])
-        return torch.full((len(offsets),), code, dtype=torch.long)
-    size = params["block_size"]
-    blocks = block_codes(height, width, size, fractions, raster_rng(seed, name))
-    return tile_block_splits(offsets, params["tile_size"], size, blocks)
+        return torch.full((len(rows) * len(cols),), code, dtype=torch.long)
+    layout, cells = block_plan(info, params), cell_objects(rows, cols, xy)
+    rng = raster_rng(seed, name)
+    return plan_block_splits(layout, cells, rows, cols, size, fractions, rng, DROPPED)
 
 
 def catalog_labels(catalog: pd.DataFrame) -> list[str]:
@@ -219,38 +196,59 @@ def catalog_labels(catalog: pd.DataFrame) -> list[str]:
     return catalog["label"].astype(str).tolist()
 
 
+def catalog_sizes(catalog: pd.DataFrame) -> np.ndarray:
+    """``float64[N, 2]`` box ``(width, height)`` of each object in pixels.
+
+    The ``width`` and ``height`` columns when the catalogue has them (footprints on the body's
+    ellipsoid, or boxes; see :func:`tiling.catalog.read.read_catalog`), else ``diameter`` twice.
+    """
+    if {"width", "height"} <= set(catalog.columns):
+        return catalog[["width", "height"]].to_numpy(np.float64).reshape(-1, 2)
+    return np.repeat(catalog["diameter"].to_numpy(np.float64).reshape(-1, 1), 2, axis=1)
+
+
 def _catalog_boxes(catalog: pd.DataFrame, name: str) -> torch.Tensor:
-    """``FloatTensor[N, 4]`` (float64) xyxy boxes of a catalogue."""
+    """``FloatTensor[N, 4]`` (float64) xyxy boxes of a catalogue, centred on ``x, y``."""
     missing = [c for c in ("x", "y", "diameter") if c not in catalog]
     if missing:
         raise CatalogError(
             f"catalogue of raster {name!r} lacks columns {missing}; it needs x, y, diameter "
             "in pixels (read it with tiling.catalog.read_catalog)"
         )
-    xy = torch.tensor(catalog[["x", "y"]].to_numpy(np.float64)).reshape(-1, 2)
-    return boxes_from_catalog(xy, torch.tensor(catalog["diameter"].to_numpy(np.float64)))
+    return boxes_from_sizes(_centres(catalog), torch.tensor(catalog_sizes(catalog)))
+
+
+def _centres(catalog: pd.DataFrame) -> Tensor:
+    """``FloatTensor[N, 2]`` (float64) object centres ``(x, y)`` in pixels."""
+    return torch.tensor(catalog[["x", "y"]].to_numpy(np.float64)).reshape(-1, 2)
 
 
 def candidate_tiles(
-    sources: Sequence[tuple[str | Path, pd.DataFrame]],
+    sources: Sequence[tuple[str | Path | None, pd.DataFrame]],
     rasters: list[dict[str, Any]],
     params: dict[str, Any],
     labels: list[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Tiles of every raster (straddlers dropped) and their boxes, ``tile_id`` = row number."""
+    """Tiles of every raster (straddlers dropped) and their boxes, ``tile_id`` = row number.
+
+    Returns:
+        ``(tiles, boxes)``: tiles with ``tile_id, raster, array, row, col, split, n_boxes``;
+        boxes with ``tile_id``, the clipped box ``xmin, ymin, xmax, ymax`` in tile pixels,
+        ``label, label_id, visible, object_id`` and the object's whole ``diameter, width,
+        height`` in pixels.
+    """
     size, tile_frames, box_frames, base = params["tile_size"], [], [], 0
     names = [r["name"] for r in rasters]
     for k, ((_, catalog), info) in enumerate(zip(sources, rasters, strict=True)):
+        boxes = _catalog_boxes(catalog, info["name"])
         offsets = tile_grid(info["height"], info["width"], size, params["overlap"])
-        codes = tile_splits(offsets, info["name"], info["height"], info["width"], names, params)
-        got = assign_boxes(
-            _catalog_boxes(catalog, info["name"]), offsets, size, params["min_visible"]
-        )
+        codes = tile_splits(info, names, params, _centres(catalog))
+        got = assign_boxes(boxes, offsets, size, params["min_visible"])
         kept = (codes != DROPPED).numpy()
         ids = np.full(len(offsets), -1)
         ids[kept] = base + np.arange(kept.sum())
         log.info(
-            "%s: %d tiles, %d dropped (straddling split blocks)",
+            "%s: %d tiles, %d dropped (sharing pixels with a rarer split)",
             info["name"],
             len(offsets),
             (~kept).sum(),
@@ -261,15 +259,24 @@ def candidate_tiles(
             "split": np.asarray(SPLITS)[codes[kept].numpy()],
             "n_boxes": torch.bincount(got.tile, minlength=len(offsets)).numpy()[kept],
         }))  # fmt: skip
-        on_kept = kept[got.tile.numpy()]
-        obj = got.obj.numpy()[on_kept]
-        frame = pd.DataFrame(got.boxes.numpy()[on_kept], columns=BOX_COLUMNS)
-        frame.insert(0, "tile_id", ids[got.tile.numpy()[on_kept]])
-        frame["label"] = np.asarray(catalog_labels(catalog), dtype=object)[obj]
-        frame["label_id"] = np.searchsorted(labels, frame["label"].to_numpy(str)).astype(np.int64)
-        frame["visible"] = got.visible.numpy()[on_kept]
-        frame["object_id"] = obj.astype(np.int64)
-        frame["diameter"] = catalog["diameter"].to_numpy(np.float32)[obj]
-        box_frames.append(frame)
+        box_frames.append(_box_frame(got, kept, ids, catalog, labels))
         base += int(kept.sum())
     return pd.concat(tile_frames, ignore_index=True), pd.concat(box_frames, ignore_index=True)
+
+
+def _box_frame(
+    got: Assignment, kept: np.ndarray, ids: np.ndarray, catalog: pd.DataFrame, labels: list[str]
+) -> pd.DataFrame:
+    """The box rows of one raster's kept tiles (columns in :func:`candidate_tiles`)."""
+    on_kept = kept[got.tile.numpy()]
+    obj = got.obj.numpy()[on_kept]
+    frame = pd.DataFrame(got.boxes.numpy()[on_kept], columns=BOX_COLUMNS)
+    frame.insert(0, "tile_id", ids[got.tile.numpy()[on_kept]])
+    frame["label"] = np.asarray(catalog_labels(catalog), dtype=object)[obj]
+    frame["label_id"] = np.searchsorted(labels, frame["label"].to_numpy(str)).astype(np.int64)
+    frame["visible"] = got.visible.numpy()[on_kept]
+    frame["object_id"] = obj.astype(np.int64)
+    frame["diameter"] = catalog["diameter"].to_numpy(np.float32)[obj]
+    sizes = catalog_sizes(catalog).astype(np.float32)[obj]
+    frame["width"], frame["height"] = sizes[:, 0], sizes[:, 1]
+    return frame

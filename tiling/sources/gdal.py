@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +19,23 @@ os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MB))
 
 
 class GdalRaster(RasterSource):
-    """A GDAL-readable raster (GeoTIFF, PDS, ISIS, VICAR, ...) opened through rasterio."""
+    """A GDAL-readable raster (GeoTIFF, PDS, ISIS, VICAR, ...) opened through rasterio.
+
+    A raster without georeferencing (a plain PNG or TIFF) opens without rasterio's
+    ``NotGeoreferencedWarning``, which every open (each notebook cell, each worker) would repeat:
+    its ``world`` is None, it works in pixel coordinates, and the preflight table
+    (:func:`model.preflight.preflight`) says so once.
+    """
 
     def __init__(self, path: str | Path) -> None:
         import rasterio
-        from rasterio.errors import RasterioIOError
+        from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
         self.path = Path(path)
         try:
-            self._ds = rasterio.open(self.path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self._ds = rasterio.open(self.path)
         except RasterioIOError as err:
             raise RasterError(
                 f"{self.path}: cannot open as a raster ({err}); check the path and the format"

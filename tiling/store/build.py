@@ -35,6 +35,8 @@ from tiling.errors import ConfigError, TilingError
 from tiling.geometry.grid import check_tiling
 from tiling.geometry.splits import (
     SPLIT_MODES,
+    SPLITS,
+    block_plan,
     candidate_tiles,
     catalog_labels,
     check_fractions,
@@ -61,7 +63,7 @@ def build_tile_store(
     workers: int = 2,
     split: str = "blocks",
     split_fractions: Sequence[float] = (0.7, 0.15, 0.15),
-    block_size: int | None = None,
+    block_size: int | str | None = "auto",
     test_rasters: Sequence[str] = (),
     tile_filters: Sequence[TileFilter] = (),
     seed: int = 0,
@@ -77,7 +79,9 @@ def build_tile_store(
         workers: reader processes (0 reads in this process); not part of the hash.
         split: ``"blocks"`` (spatial blocks per raster) or ``"raster"`` (whole rasters).
         split_fractions: ``(train, val, test)`` fractions of blocks or rasters.
-        block_size: block side in pixels for ``split="blocks"`` (default ``4 * tile_size``).
+        block_size: block side for ``split="blocks"``: ``"auto"`` (or None) adapts it to each
+            raster (rule in :mod:`tiling.geometry.blocks`); a number of pixels is rounded to the
+            nearest whole number of tile strides (``tile_size - overlap``).
         test_rasters: raster names that go wholly to ``"test"``.
         tile_filters: :mod:`tiling.store.tile_filters` filters, applied in order (pixel filters last).
         seed: seeds the splits, the empty-tile draw and the statistics sample.
@@ -86,7 +90,8 @@ def build_tile_store(
         The opened :class:`TileStore`.
 
     Raises:
-        ConfigError: bad split parameters; TilingError: tiling parameters or a dead worker;
+        ConfigError: bad split parameters, or a requested split that gets no tile (raised
+            before any pixel is read); TilingError: tiling parameters or a dead worker;
         CatalogError: a catalogue lacks ``x``/``y``/``diameter``; RasterError: unreadable raster.
     """
     params = store_params(
@@ -123,7 +128,7 @@ def store_params(
     min_visible: float,
     split: str,
     split_fractions: Sequence[float],
-    block_size: int | None,
+    block_size: int | str | None,
     test_rasters: Sequence[str],
     tile_filters: Sequence[TileFilter],
     seed: int,
@@ -134,11 +139,7 @@ def store_params(
         raise TilingError(f"min_visible={min_visible} must be in [0, 1]")
     if split not in SPLIT_MODES:
         raise ConfigError(f"split={split!r} must be one of {SPLIT_MODES}")
-    if block_size is not None and block_size < tile_size:
-        raise ConfigError(
-            f"block_size={block_size} is smaller than tile_size={tile_size}: every tile would "
-            "straddle blocks; use block_size >= tile_size (default 4 * tile_size)"
-        )
+    block_size = check_block_size(block_size, tile_size)
     return {
         "format": FORMAT_VERSION,
         "tile_size": int(tile_size),
@@ -146,11 +147,31 @@ def store_params(
         "min_visible": float(min_visible),
         "split": split,
         "split_fractions": list(check_fractions(split_fractions)),
-        "block_size": (block_size or 4 * tile_size) if split == "blocks" else None,
+        "block_size": block_size if split == "blocks" else None,
         "test_rasters": sorted(test_rasters),
         "tile_filters": [repr(f) for f in tile_filters],
         "seed": int(seed),
     }
+
+
+def check_block_size(block_size: int | str | None, tile_size: int) -> int | str:
+    """``"auto"`` (for ``"auto"`` or None) or a whole number of pixels >= ``tile_size``.
+
+    Raises:
+        ConfigError: naming the value and the fix.
+    """
+    if block_size is None or block_size == "auto":
+        return "auto"
+    if isinstance(block_size, bool) or not isinstance(block_size, int | float):
+        raise ConfigError(
+            f"block_size={block_size!r} must be 'auto' or a number of pixels (e.g. 1024)"
+        )
+    if block_size < tile_size:
+        raise ConfigError(
+            f"block_size={block_size} is smaller than tile_size={tile_size}: every tile would "
+            "straddle blocks; use block_size >= tile_size, or 'auto'"
+        )
+    return int(block_size)
 
 
 def source_identity(path: str | Path, catalog: pd.DataFrame) -> dict[str, Any]:
@@ -207,12 +228,14 @@ def build_into(
     """Write a complete store into ``folder`` (``meta.json`` last)."""
     rasters = [raster_info(path) for path, _ in sources]
     check_rasters(rasters, params)
+    record_blocks(rasters, params)
     labels = sorted({label for _, cat in sources for label in catalog_labels(cat)})
     tiles, boxes = candidate_tiles(sources, rasters, params, labels)
     seed = params["seed"]
     pre, post = [f for f in filters if not f.needs_pixels], [f for f in filters if f.needs_pixels]
     keep, report = apply_tile_filters(tiles, boxes, pre, seed)
     tiles = _number_rows(tiles[keep])
+    check_split_counts(tiles, boxes, rasters, params)
     tiles["nodata_fraction"] = read_into_arrays(
         folder, tiles, rasters, params["tile_size"], params["overlap"], workers
     )
@@ -238,6 +261,42 @@ def build_into(
         "filter_report": pd.concat([report, report_post]).to_dict("records"),
     }
     (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def requested_splits(rasters: list[dict[str, Any]], params: dict[str, Any]) -> list[str]:
+    """The splits that must get tiles: positive fractions of free rasters, test for test rasters."""
+    free = [r for r in rasters if r["name"] not in params["test_rasters"]]
+    wanted = [s for s, f in zip(SPLITS, params["split_fractions"], strict=True) if free and f > 0]
+    return [s for s in SPLITS if s in wanted or (s == "test" and params["test_rasters"])]
+
+
+def check_split_counts(
+    tiles: pd.DataFrame, boxes: pd.DataFrame, rasters: list[dict[str, Any]], params: dict[str, Any]
+) -> None:
+    """Raise ConfigError (before any pixel is read) when a requested split gets no tile.
+
+    The message gives the tiles and objects per split and the parameters to change.
+    """
+    counts = tiles["split"].value_counts()
+    empty = [s for s in requested_splits(rasters, params) if counts.get(s, 0) == 0]
+    if not empty:
+        return
+    split_of = tiles.set_index("tile_id")["split"]
+    on = boxes[boxes["tile_id"].isin(split_of.index)]
+    objects = on.assign(split=split_of.reindex(on["tile_id"]).to_numpy())
+    n_obj = objects.groupby("split")["object_id"].nunique()
+    shown = ", ".join(f"{s} {counts.get(s, 0)} tiles/{n_obj.get(s, 0)} objects" for s in SPLITS)
+    sizes = ", ".join(f"{r['name']} {r['height']}x{r['width']} px" for r in rasters)
+    fix = (
+        "use split='blocks'"
+        if params["split"] == "raster"
+        else f"use a smaller block_size (now {params['block_size']!r})"
+    )
+    raise ConfigError(
+        f"split_fractions={params['split_fractions']} give no tile to {empty} ({shown}; rasters "
+        f"{sizes}, tile_size={params['tile_size']}): {fix}, a smaller tile_size, more rasters, "
+        "or set the fraction of that split to 0"
+    )
 
 
 def raster_info(path: str | Path) -> dict[str, Any]:
@@ -269,6 +328,21 @@ def check_rasters(rasters: list[dict[str, Any]], params: dict[str, Any]) -> None
             "(build one store per band count)"
         )
     check_test_rasters(names, params["test_rasters"])
+
+
+def record_blocks(rasters: list[dict[str, Any]], params: dict[str, Any]) -> None:
+    """Add each raster's block side (``block_strides``, ``block_px``) to its info, and log it."""
+    stride = params["tile_size"] - params["overlap"]
+    for info in rasters:
+        blocked = params["split"] == "blocks" and info["name"] not in params["test_rasters"]
+        layout = block_plan(info, params) if blocked else None
+        info["block_strides"] = layout.strides if layout else None
+        info["block_px"] = layout.strides * stride if layout else None
+        if layout:
+            log.info(
+                "%s: blocks of %d tile strides (%d px), %d x %d blocks",
+                info["name"], layout.strides, layout.strides * stride, *layout.shape,
+            )  # fmt: skip
 
 
 def _number_rows(tiles: pd.DataFrame) -> pd.DataFrame:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import re
 
 #: Bumped when the on-disk format or the build changes, so old stores are not reused.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
+#: The whole object's size in raster pixels on every box row: mean side, box width and height
+#: (version 2 added ``width`` and ``height``: footprints on a body's ellipsoid, catalogue boxes).
+OBJECT_SIZE_COLUMNS = ["diameter", "width", "height"]
 TILE_COLUMNS = ["tile_id", "raster", "array", "index", "row", "col", "split", "n_boxes", "nodata_fraction"]  # fmt: skip
 TMP_PATTERN = re.compile(r"^\.tmp-([0-9a-f]{16})-(\d+)$")
 #: Files every complete store holds (besides one ``tiles_<k>.npy`` per raster).

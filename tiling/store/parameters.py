@@ -41,7 +41,8 @@ class StoreParameters:
     overlap: int = param(32, "pixels shared by neighbouring tiles (less than tile_size)", o.non_negative_int, unit="px")
     min_visible: float = param(0.5, "an object belongs to a tile when this fraction of its box is inside", o.probability)
     split: str = param("blocks", "blocks (spatial blocks of each raster) | raster (whole rasters per split)", o.text)
-    split_fractions: list[float] = param([0.7, 0.15, 0.15], "train, val, test fractions of blocks or rasters", _FLOATS)
+    split_fractions: list[float] = param([0.7, 0.15, 0.15], "train, val, test fractions of tiles and objects (or of rasters)", _FLOATS)
+    block_size: int | str = param("auto", "side of the split blocks (whole tile strides), or auto to fit each raster", o.or_auto(o.positive_int), unit="px")
     test_rasters: list[str] = param(["crater_field_b"], "raster names held out whole for testing ([] holds none out)", o.list_of(o.text))
     max_nodata: float = param(0.5, "drop tiles whose nodata fraction is above this", o.probability)
     keep_empty: float = param(0.25, "fraction of tiles without objects that are kept", o.probability)
@@ -74,6 +75,7 @@ class StoreParameters:
             "workers": self.workers,
             "split": self.split,
             "split_fractions": self.split_fractions,
+            "block_size": self.block_size,
             "test_rasters": self.test_rasters,
             "tile_filters": [
                 tf.max_nodata_fraction(self.max_nodata),

@@ -221,17 +221,21 @@ def render_craters(canvas: np.ndarray, row0: int, col0: int, craters: pd.DataFra
 
     Args:
         canvas: ``float32[h, w]`` heights covering global rows ``row0..`` and cols ``col0..``.
-        craters: rows of :func:`sample_craters`, in a fixed (global) order.
+        craters: rows of :func:`sample_craters`, in a fixed (global) order; with ``width`` and
+            ``height`` columns (pixels), each crater is an ellipse of those axes (a round crater
+            on a map projection), its depth set by ``diameter``.
     """
     h, w = canvas.shape
-    for x, y, d, label, relief in craters.itertuples(index=False, name=None):
-        reach = EXTENT * d / 2
-        r_lo, r_hi = max(math.floor(y - reach), row0), min(math.ceil(y + reach), row0 + h)
-        c_lo, c_hi = max(math.floor(x - reach), col0), min(math.ceil(x + reach), col0 + w)
+    sizes = ["width", "height"] if {"width", "height"} <= set(craters) else ["diameter"] * 2
+    columns = ["x", "y", "diameter", *sizes, "label", "relief"]
+    for x, y, d, d_x, d_y, label, relief in craters[columns].itertuples(index=False, name=None):
+        reach_x, reach_y = EXTENT * d_x / 2, EXTENT * d_y / 2
+        r_lo, r_hi = max(math.floor(y - reach_y), row0), min(math.ceil(y + reach_y), row0 + h)
+        c_lo, c_hi = max(math.floor(x - reach_x), col0), min(math.ceil(x + reach_x), col0 + w)
         if r_lo >= r_hi or c_lo >= c_hi:
             continue
-        dy = (np.arange(r_lo, r_hi) + 0.5 - y) / (d / 2)
-        dx = (np.arange(c_lo, c_hi) + 0.5 - x) / (d / 2)
+        dy = (np.arange(r_lo, r_hi) + 0.5 - y) / (d_y / 2)
+        dx = (np.arange(c_lo, c_hi) + 0.5 - x) / (d_x / 2)
         r = np.sqrt(dy[:, None] ** 2 + dx[None, :] ** 2)
         canvas[r_lo - row0 : r_hi - row0, c_lo - col0 : c_hi - col0] += crater_profile(
             r, d, label, relief
@@ -273,8 +277,8 @@ def nodata_edge(key: int, height: int, width: int, fraction: float) -> np.ndarra
 
 def clear_of_nodata(craters: pd.DataFrame, edge: np.ndarray) -> np.ndarray:
     """``bool[N]``: True for craters whose whole disc lies left of the nodata edge."""
-    x, y, radius = (craters[c].to_numpy() for c in ("x", "y", "diameter"))
-    radius = radius / 2
+    x, y = craters["x"].to_numpy(), craters["y"].to_numpy()
+    radius = craters["width" if "width" in craters else "diameter"].to_numpy() / 2
     keep = x + radius < edge.min()
     for k in np.flatnonzero(~keep):
         lo = max(math.floor(y[k] - radius[k]), 0)
@@ -322,7 +326,8 @@ class CraterField:
     def nearby(self, top: float, bottom: float) -> pd.DataFrame:
         """Craters whose reach may touch global rows ``[top, bottom)``, in global order."""
         ys = self.craters["y"].to_numpy()
-        reach = EXTENT * self.params.diameter_range[1] / 2
+        tallest = self.craters["height"].max() if "height" in self.craters else 0.0
+        reach = EXTENT * max(self.params.diameter_range[1], tallest) / 2
         lo, hi = np.searchsorted(ys, [top - reach, bottom + reach])
         return self.craters.iloc[lo:hi]
 
@@ -347,18 +352,28 @@ class CraterField:
         return values.astype(np.uint16)
 
 
-def _write_raster(
-    field: CraterField, path: Path, origin: tuple[float, float], strip_rows: int
+def write_raster(
+    field: CraterField,
+    path: Path,
+    transform: tuple[float, ...],
+    strip_rows: int,
+    crs: str = CRS,
 ) -> None:
-    """Write ``field`` strip by strip to a tiled, deflate-compressed GeoTIFF (via a temp name)."""
+    """Write ``field`` strip by strip to a tiled, deflate-compressed GeoTIFF (via a temp name).
+
+    Args:
+        field: what to render; ``path``: the GeoTIFF.
+        transform: the affine geotransform ``(a, b, c, d, e, f)`` (rasterio's order).
+        strip_rows: rows rendered per write; ``crs``: any CRS rasterio accepts.
+    """
     import rasterio
     from affine import Affine
     from rasterio.windows import Window as RioWindow
 
-    profile = {"driver": "GTiff", "count": 1, "dtype": "uint16", "crs": CRS, "nodata": NODATA}
+    profile = {"driver": "GTiff", "count": 1, "dtype": "uint16", "crs": crs, "nodata": NODATA}
     profile |= {"height": field.height, "width": field.width, "tiled": True, "predictor": 2}
     profile |= {"blockxsize": BLOCK, "blockysize": BLOCK, "compress": "deflate"}
-    profile["transform"] = Affine(1.0, 0.0, origin[0], 0.0, -1.0, origin[1])
+    profile["transform"] = Affine(*transform)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(".tmp_" + path.name)
     with rasterio.open(tmp, "w", **profile) as ds:
@@ -370,11 +385,11 @@ def _write_raster(
     os.replace(tmp, path)
 
 
-def _write_csv(catalogue: pd.DataFrame, path: Path) -> None:
-    """Write the catalogue (3 decimals) to a temporary name, then rename it."""
+def write_csv(catalogue: pd.DataFrame, path: Path, float_format: str = "%.3f") -> None:
+    """Write the catalogue (3 decimals by default) to a temporary name, then rename it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(".tmp_" + path.name)
-    catalogue.to_csv(tmp, index=False, float_format="%.3f")
+    catalogue.to_csv(tmp, index=False, float_format=float_format)
     os.replace(tmp, path)
 
 
@@ -417,9 +432,9 @@ def generate_crater_field(
     if strip_rows < 1:
         raise ConfigError(f"synthetic crater field: strip_rows={strip_rows} must be >= 1")
     field = CraterField.create(height, width, seed, FieldParams(**params))  # type: ignore[arg-type]
-    _write_raster(field, Path(raster_path), origin, strip_rows)
+    write_raster(field, Path(raster_path), (1.0, 0.0, origin[0], 0.0, -1.0, origin[1]), strip_rows)
     catalogue = field.catalogue()
-    _write_csv(catalogue, Path(csv_path))
+    write_csv(catalogue, Path(csv_path))
     return catalogue
 
 

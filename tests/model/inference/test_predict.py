@@ -4,7 +4,7 @@ import pytest
 import rasterio
 import torch
 
-from model.inference.predict import predict_raster
+from model.inference.predict import detections_frame, predict_raster
 from tests.conftest import write_geotiff
 from tests.model.fakes import DiscDetector, square_image
 from tiling.errors import RasterError
@@ -26,7 +26,8 @@ def test_objects_in_overlaps_reported_once_with_full_box(tmp_path):
     expected = sorted((x, y, x + s, y + s) for x, y, s in squares)
     assert boxes_of(frame) == [tuple(map(float, b)) for b in expected]
     assert set(frame["label"]) == {"dark"}
-    assert list(frame.columns[:5]) == ["x", "y", "diameter", "score", "label"]
+    assert list(frame.columns[:7]) == ["x", "y", "diameter", "width", "height", "score", "label"]
+    assert (frame["width"] == frame["height"]).all()
 
 
 def test_identical_with_0_and_2_workers(tmp_path):
@@ -62,7 +63,7 @@ def test_no_crs_gives_pixel_columns_only(tmp_path):
         tmp_path / "r.tif", square_image(100, [(10, 20, 6)]), crs=None, transform=(1, 0, 0, 0, 1, 0)
     )
     frame = predict_raster(DiscDetector(), path, **KW)
-    assert list(frame.columns) == ["x", "y", "diameter", "score", "label"]
+    assert list(frame.columns) == ["x", "y", "diameter", "width", "height", "score", "label"]
 
 
 def test_nodata_filled_and_float_values_kept(tmp_path):
@@ -121,3 +122,46 @@ def test_retinanet_checkpoint_runs_and_settings_restored(tmp_path):
 def test_missing_raster(tmp_path):
     with pytest.raises(RasterError, match="does not exist"):
         predict_raster(DiscDetector(), tmp_path / "nope.tif", **KW)
+
+
+@pytest.mark.parametrize(
+    ("crs", "west", "deg"),
+    [("IAU_2015:30100", 350.0, 0.04), ("IAU_2015:49900", -30.0, 0.04)],
+    ids=["moon-0-360", "mars-180"],
+)
+def test_lonlat_km_catalogue_round_trip(tmp_path, crs, west, deg):
+    """Catalogue (lon, lat, km) -> pixel boxes -> prediction catalogue: back within 0.1 px and
+    0.5 % of the diameter, longitudes in the raster's convention, diameters on the ellipsoid."""
+    from tiling.catalog import read_catalog
+    from tiling.catalog.footprint import LonLatFrame
+
+    tif = write_geotiff(
+        tmp_path / "body.tif", np.zeros((3600, 1000), np.uint8), crs=crs,
+        transform=(deg, 0, west, 0, -deg, 72.0),
+    )  # fmt: skip
+    rng = np.random.default_rng(1)
+    lon = (west + rng.uniform(0.5, 1000 * deg - 0.5, 50)) % 360  # catalogue in 0..360
+    lat = rng.uniform(-60.0, 70.0, 50)
+    km = rng.uniform(5.0, 60.0, 50)
+    csv = tmp_path / "c.csv"
+    pd.DataFrame({"lon": lon, "lat": lat, "diameter_km": km}).to_csv(csv, index=False)
+    cat = read_catalog(csv, tif, columns={"x": "lon", "y": "lat", "diameter": "diameter_km"},
+                       coords="lonlat", diameter_unit="km")  # fmt: skip
+    assert len(cat) == 50 and (cat["width"] > cat["height"]).mean() > 0.9  # wide off the equator
+    half = cat[["width", "height"]].to_numpy() / 2
+    xy = cat[["x", "y"]].to_numpy()
+    boxes = torch.tensor(np.hstack([xy - half, xy + half]))
+    from tiling.sources import open_raster
+
+    with open_raster(tif) as raster:
+        pred = detections_frame(boxes, torch.ones(50), torch.zeros(50, dtype=torch.long),
+                                ["crater"], raster, "km")  # fmt: skip
+        x_back, y_back = LonLatFrame.of(raster).to_pixels(
+            pred["lon"].to_numpy(), pred["lat"].to_numpy()
+        )
+    assert "diameter_m" not in pred
+    assert np.hypot(x_back - cat["x"], y_back - cat["y"]).max() < 0.1
+    assert np.abs(pred["diameter_km"] / km - 1).max() < 0.005
+    np.testing.assert_allclose(np.mod(pred["lon"], 360), lon, atol=1e-8)
+    centre = west + 500 * deg
+    assert (np.abs(pred["lon"] - centre) <= 180).all()  # the raster's longitude convention

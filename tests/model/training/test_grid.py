@@ -162,11 +162,28 @@ def test_failed_trial_is_recorded_and_others_go_on(store, base, tmp_path):
 
 
 def test_best_trial_errors():
-    results = pd.DataFrame({"trial": ["a"], "status": ["failed"], "val/map_50": [float("nan")]})
+    results = pd.DataFrame({"trial": ["a", "b"], "status": ["done", "failed"],
+                            "error": ["", "x"], "val/map_50": [float("nan")] * 2})  # fmt: skip
     with pytest.raises(ConfigError, match="metric='val/f2' is not in the results"):
         best_trial(results, "val/f2")
     with pytest.raises(RasterDetectError, match="No finished trial"):
         best_trial(results)
+
+
+def test_best_trial_when_every_trial_failed_gives_their_errors():
+    """The issue's case: no metric columns at all, and each trial's own error, first line."""
+    results = pd.DataFrame({
+        "trial": ["t-1", "t-2"], "status": ["failed", "failed"],
+        "error": ["TilingError: The tile store /s has no 'val' tiles; rebuild it\nTraceback...",
+                  "RuntimeError: CUDA out of memory"],
+    })  # fmt: skip
+    with pytest.raises(RasterDetectError) as info:
+        best_trial(results)
+    assert str(info.value).splitlines() == [
+        "Every trial of the grid failed (2); their errors:",
+        "  t-1: TilingError: The tile store /s has no 'val' tiles; rebuild it",
+        "  t-2: RuntimeError: CUDA out of memory",
+    ]
 
 
 def test_trainer_has_checkpoints_lr_monitor_loggers_and_optional_early_stopping(tmp_path):

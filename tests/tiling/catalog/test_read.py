@@ -26,13 +26,25 @@ def test_pixel(tif, tmp_path):
     assert df.x.tolist() == [10.5, 20] and df.label.tolist() == ["object"] * 2
 
 
+def utm_scale(crs, e, n):
+    """Point scale factor of a conformal projection at map coordinates ``e, n`` (pyproj)."""
+    from pyproj import CRS, Proj, Transformer
+
+    lon, lat = Transformer.from_crs(crs, CRS(crs).geodetic_crs, always_xy=True).transform(e, n)
+    return Proj(crs).get_factors(lon, lat).meridional_scale
+
+
 def test_map_and_metres(tif, tmp_path):
     csv = write_csv(tmp_path / "a.csv", e=[500021.0], n=[3999979.0], d=[0.01])
     df = read_catalog(
         csv, tif, columns={"x": "e", "y": "n", "diameter": "d"}, coords="map", diameter_unit="km"
     )
     assert df.x[0] == pytest.approx(10.5) and df.y[0] == pytest.approx(10.5)
-    assert df.diameter[0] == pytest.approx(5.0)
+    # 10 m on the ground are 10 m x the UTM scale factor (0.9996 on the central meridian) of
+    # 0.5 m pixels
+    k = utm_scale("EPSG:32617", 500021.0, 3999979.0)
+    assert df.diameter[0] == pytest.approx(10.0 * k / 2, abs=1e-6)
+    assert df.width[0] == pytest.approx(df.height[0], abs=1e-6)
 
 
 def test_lonlat_round_trip_utm(tif, tmp_path):
@@ -49,7 +61,8 @@ def test_lonlat_round_trip_utm(tif, tmp_path):
         coords="lonlat",
         diameter_unit="m",
     )
-    assert df.x[0] == pytest.approx(20.5, abs=1e-6) and df.diameter[0] == pytest.approx(2)
+    k = utm_scale("EPSG:32617", 500041, 3999959)
+    assert df.x[0] == pytest.approx(20.5, abs=1e-6) and df.diameter[0] == pytest.approx(2 * k)
 
 
 def test_neon_boxes(neon_csv, neon_tif, tmp_path):
@@ -147,16 +160,20 @@ def test_lonlat_round_trip(make_geotiff, tmp_path, crs, transform):
 
 @pytest.mark.parametrize(("unit", "value"), [("m", 10.0), ("km", 0.01), ("map", 10.0), ("px", 20)])
 def test_map_diameter_units(make_geotiff, tmp_path, unit, value):
-    # 0.5 m pixels: a 10 m diameter is 20 px
+    # 0.5 m pixels: a 10 m diameter is 20 px in map units, 20 px x the UTM scale factor on the
+    # ellipsoid (m, km)
     tif = make_geotiff(
         "m.tif", np.zeros((200, 300), np.uint8), transform=(0.5, 0, 600000, 0, -0.5, 4100000)
     )
-    csv = write_csv(tmp_path / "m.csv", e=[600000.25, 600100.0], n=[4099999.75, 4099950.0], d=value)
+    e, n = np.array([600000.25, 600100.0]), np.array([4099999.75, 4099950.0])
+    csv = write_csv(tmp_path / "m.csv", e=e, n=n, d=value)
     df = read_catalog(
         csv, tif, columns={"x": "e", "y": "n", "diameter": "d"}, coords="map", diameter_unit=unit
     )
     np.testing.assert_allclose(df[["x", "y"]], [[0.5, 0.5], [200.0, 100.0]])
-    np.testing.assert_allclose(df.diameter, [20.0, 20.0])
+    k = utm_scale("EPSG:32617", e, n) if unit in ("m", "km") else 1.0
+    np.testing.assert_allclose(df.diameter, 20.0 * k, atol=1e-5)
+    np.testing.assert_allclose(df.width, df.height, atol=1e-5)
 
 
 def test_map_unit_on_geographic_crs_is_degrees(make_geotiff, tmp_path):
@@ -348,7 +365,7 @@ def test_crs_errors(make_geotiff, tmp_path):
     no_crs = make_geotiff(
         "nocrs.tif", np.zeros((10, 10), np.uint8), crs=None, transform=(1, 0, 10, 0, -1, 50)
     )
-    with pytest.raises(CatalogError, match=r"a.csv: raster .*nocrs.tif has no CRS; cannot convert"):
+    with pytest.raises(CatalogError, match=r"a.csv: raster .*nocrs.tif has no CRS, so positions"):
         read_catalog(csv, no_crs, coords="lonlat")
     with pytest.raises(CatalogError, match=r"a.csv: raster .*nocrs.tif has no CRS"):
         read_catalog(csv, no_crs, diameter_unit="m")
@@ -358,9 +375,13 @@ def test_crs_errors(make_geotiff, tmp_path):
     geo = make_geotiff(
         "geo.tif", np.zeros((10, 10), np.uint8), crs="EPSG:4326", transform=(1, 0, 10, 0, -1, 50)
     )
-    for unit in ("m", "km"):
-        with pytest.raises(CatalogError, match=r"a.csv: raster .*geo.tif CRS unit is 'degree'"):
-            read_catalog(csv, geo, coords="map", diameter_unit=unit)
+    # metres on a geographic (degree) CRS: the footprint on its ellipsoid (WGS 84), 1 deg pixels
+    from pyproj import Geod
+
+    df = read_catalog(csv, geo, coords="map", diameter_unit="km")
+    _, _, east = Geod(ellps="WGS84").inv(10.0, 45.5, 11.0, 45.5)
+    assert df.height[0] * 111_000 == pytest.approx(1000, rel=0.01)  # 1 deg of latitude ~ 111 km
+    assert df.width[0] == pytest.approx(1000 / east, rel=1e-3)  # 1 deg of longitude at 45.5
 
 
 def test_outside_counts_every_side(tif, tmp_path):
@@ -442,7 +463,12 @@ def test_neon_boxes_equal_catalog_from_boxes(neon_csv, neon_tif, tmp_path):
     )
     from_boxes = read_catalog(neon_csv, neon_tif)
     from_centres = read_catalog(csv, neon_tif)
-    pd.testing.assert_frame_equal(from_boxes, from_centres)
+    same = ["x", "y", "diameter", "label"]
+    pd.testing.assert_frame_equal(from_boxes[same], from_centres[same])
+    # boxes keep their own width and height; centres and a diameter make squares
+    np.testing.assert_allclose(from_boxes.width, raw.xmax - raw.xmin)
+    np.testing.assert_allclose(from_boxes.height, raw.ymax - raw.ymin)
+    np.testing.assert_allclose(from_centres.width, from_centres.height)
     assert from_boxes.label.unique().tolist() == ["Tree"]
     np.testing.assert_allclose(from_boxes.y, (raw.ymin + raw.ymax) / 2)
     assert from_boxes.diameter.min() > 0

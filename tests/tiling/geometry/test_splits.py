@@ -2,20 +2,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from tests.conftest import write_geotiff
 from tiling.errors import CatalogError, ConfigError
 from tiling.geometry.grid import tile_grid
 from tiling.geometry.splits import (
-    DROPPED,
-    block_codes,
     candidate_tiles,
+    catalog_sizes,
     check_fractions,
     raster_splits,
     split_counts,
-    tile_block_splits,
+    tile_splits,
 )
 from tiling.store import build_tile_store
 
@@ -44,36 +41,6 @@ def test_raster_splits():
     assert got == raster_splits(names, (0.6, 0.2, 0.2), seed=3, test_rasters=["r9"])
     with pytest.raises(ConfigError, match=r"test_rasters \['x'\] are not among"):
         raster_splits(names, (0.6, 0.2, 0.2), seed=0, test_rasters=["x"])
-
-
-def test_block_codes_errors_and_counts():
-    codes = block_codes(1000, 700, 100, (0.5, 0.25, 0.25), np.random.default_rng(0))
-    assert codes.shape == (10, 7)
-    assert np.bincount(codes.flatten().numpy()).tolist() == [35, 18, 17]
-    with pytest.raises(ConfigError, match="block_size=0 must be a positive"):
-        block_codes(10, 10, 0, (1, 0, 0), np.random.default_rng(0))
-
-
-@settings(max_examples=50, deadline=None)
-@given(
-    tile=st.integers(4, 16),
-    overlap=st.integers(0, 3),
-    factor=st.integers(1, 4),
-    size=st.tuples(st.integers(16, 90), st.integers(16, 90)),
-    seed=st.integers(0, 5),
-)
-def test_tile_block_splits_brute_force(tile, overlap, factor, size, seed):
-    block = tile * factor - seed % 3  # also block sizes that are not multiples of the tile
-    block = max(block, tile)
-    offsets = tile_grid(*size, tile, overlap)
-    blocks = block_codes(*size, block, (0.4, 0.3, 0.3), np.random.default_rng(seed))
-    got = tile_block_splits(offsets, tile, block, blocks)
-    for (r, c), code in zip(offsets.tolist(), got.tolist(), strict=True):
-        touched = blocks[
-            r // block : (r + tile - 1) // block + 1, c // block : (c + tile - 1) // block + 1
-        ]
-        expected = int(touched[0, 0]) if bool((touched == touched[0, 0]).all()) else DROPPED
-        assert code == expected
 
 
 def test_no_pixel_shared_between_splits(tmp_path):
@@ -125,9 +92,63 @@ def test_blocks_test_rasters_go_wholly_to_test():
     rasters = [{"name": n, "height": 512, "width": 512} for n in ("a", "b")]
     cat = pd.DataFrame({"x": [30.0], "y": [40.0], "diameter": [10.0]})
     params = {"tile_size": 64, "overlap": 16, "min_visible": 0.5, "split": "blocks", "seed": 0,
-              "split_fractions": (0.7, 0.15, 0.15), "test_rasters": ["b"], "block_size": 128}  # fmt: skip
+              "split_fractions": (0.7, 0.15, 0.15), "test_rasters": ["b"], "block_size": 144}  # fmt: skip
     tiles, _ = candidate_tiles([(None, cat)] * 2, rasters, params, ["object"])
     b = tiles[tiles["raster"] == "b"]
     assert set(b["split"]) == {"test"} and len(b) == len(tile_grid(512, 512, 64, 16))
     assert len(tiles[tiles["raster"] == "a"]) < len(b)  # straddlers dropped in a only
     assert torch.is_tensor(tile_grid(512, 512, 64, 16))
+
+
+PARAMS = {
+    "tile_size": 256, "overlap": 32, "min_visible": 0.5, "split": "blocks", "seed": 0,
+    "split_fractions": (0.7, 0.15, 0.15), "test_rasters": [], "block_size": "auto",
+}  # fmt: skip
+
+
+def uniform_catalog(height, width, n, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"x": rng.uniform(0, width, n), "y": rng.uniform(0, height, n),
+                         "diameter": rng.uniform(8, 40, n), "label": "crater"})  # fmt: skip
+
+
+@pytest.mark.parametrize("tile_size", [256, 128])
+@pytest.mark.parametrize("seed", range(6))
+def test_one_raster_of_1150_by_1700_fills_every_split(tile_size, seed):
+    """The issue's raster: every split gets tiles and validation at least 10 % of the objects."""
+    info = {"name": "one", "height": 1150, "width": 1700}
+    cat = uniform_catalog(1150, 1700, 300, seed)
+    params = {**PARAMS, "tile_size": tile_size, "seed": seed}
+    tiles, boxes = candidate_tiles([(None, cat)], [info], params, ["crater"])
+    assert set(tiles["split"]) == {"train", "val", "test"}
+    split_of = tiles.set_index("tile_id")["split"]
+    val_objects = boxes[split_of.reindex(boxes["tile_id"]).to_numpy() == "val"]["object_id"]
+    assert val_objects.nunique() >= 0.10 * len(cat)
+    assert (tiles["split"] == "train").sum() > (tiles["split"] == "val").sum()
+
+
+def test_tile_splits_raster_and_test_rasters():
+    info = {"name": "a", "height": 512, "width": 512}
+    none = torch.zeros(0, 2)
+    raster = tile_splits(
+        info, ["a", "b"], {**PARAMS, "split": "raster", "test_rasters": ["b"]}, none
+    )
+    assert len(raster) == 9 and len(set(raster.tolist())) == 1
+    assert set(tile_splits(info, ["a"], {**PARAMS, "test_rasters": ["a"]}, none).tolist()) == {2}
+
+
+def test_boxes_follow_width_and_height():
+    """A catalogue with width/height keeps its boxes (not squares of the mean side)."""
+    cat = pd.DataFrame({"x": [100.0], "y": [80.0], "diameter": [30.0], "width": [40.0],
+                        "height": [20.0], "label": ["crown"]})  # fmt: skip
+    assert catalog_sizes(cat).tolist() == [[40.0, 20.0]]
+    assert catalog_sizes(cat.drop(columns=["width", "height"])).tolist() == [[30.0, 30.0]]
+    params = {**PARAMS, "tile_size": 64, "overlap": 0, "split": "raster",
+              "split_fractions": (1.0, 0.0, 0.0)}  # fmt: skip
+    _, boxes = candidate_tiles([(None, cat)], [{"name": "a", "height": 128, "width": 128}], params,
+                               ["crown"])  # fmt: skip
+    whole = boxes[boxes["visible"] == 1.0]
+    assert len(whole) == 1
+    row = whole.iloc[0]
+    assert (row.xmax - row.xmin, row.ymax - row.ymin) == (40.0, 20.0)
+    assert (row.width, row.height, row.diameter) == (40.0, 20.0, 30.0)

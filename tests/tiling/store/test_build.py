@@ -97,8 +97,9 @@ def test_tiles_round_trip_bit_exact(store):
 def test_boxes_match_assign_boxes(data, tmp_path):
     _, sources = data
     store = build_tile_store(
-        sources, tmp_path, tile_size=TILE, overlap=OVERLAP, workers=0, split="raster"
-    )
+        sources, tmp_path, tile_size=TILE, overlap=OVERLAP, workers=0, split="raster",
+        split_fractions=(0.5, 0.5, 0.0),
+    )  # fmt: skip
     for k, (path, cat) in enumerate(sources):
         with rasterio.open(path) as ds:
             offsets = tile_grid(ds.height, ds.width, TILE, OVERLAP)
@@ -299,6 +300,7 @@ def test_open_errors(tmp_path, store):
         ({"split": "random"}, ConfigError, "split='random' must be one of"),
         ({"split_fractions": (0.5, 0.5, 0.5)}, ConfigError, "must be three numbers"),
         ({"block_size": 32}, ConfigError, "block_size=32 is smaller than tile_size=64"),
+        ({"block_size": "big"}, ConfigError, "block_size='big' must be 'auto' or a number"),
         ({"test_rasters": ["gamma"]}, ConfigError, r"test_rasters \['gamma'\] are not among"),
         ({"overlap": 64}, TilingError, "overlap=64 must be"),
         ({"min_visible": 2.0}, TilingError, r"min_visible=2.0 must be in \[0, 1\]"),
@@ -343,3 +345,49 @@ def test_float_raster_nan_nodata_and_no_labels(tmp_path):
     assert store.nodata_mask(0)[:40].all() and not store.nodata_mask(0)[40:].any()
     assert np.isfinite(store.band_stats["mean"][0])
     assert np.array_equal(store.image(3), data[:, 64:, 64:])
+
+
+def _no_reads(*args, **kwargs):
+    raise AssertionError("pixels were read")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        # one raster split whole: only train can get it
+        (
+            {"split": "raster"},
+            r"give no tile to \['val', 'test'\] \(train 54 tiles/\d+ objects, val 0 tiles/0 "
+            r"obj.*use split='blocks'",
+        ),
+        # fractions that give test blocks, but blocks of the whole raster leave it nothing
+        ({"block_size": 4000}, r"use a smaller block_size \(now 4000\)"),
+    ],
+)
+def test_split_without_tiles_stops_before_reading(data, tmp_path, monkeypatch, kwargs, match):
+    """A requested split that gets no tile is an error before any pixel is read."""
+    _, sources = data
+    monkeypatch.setattr(tiling.store.build, "read_into_arrays", _no_reads)
+    with pytest.raises(ConfigError, match=match):
+        build_tile_store(sources[:1], tmp_path, tile_size=TILE, overlap=OVERLAP, workers=0,
+                         **kwargs)  # fmt: skip
+    assert not any(p.name.startswith(".tmp-") for p in tmp_path.iterdir())
+
+
+def test_block_size_recorded_per_raster(data, tmp_path):
+    """'auto' adapts the blocks to each raster; meta records them in whole tile strides."""
+    _, sources = data
+    store = build_tile_store(sources, tmp_path, tile_size=TILE, overlap=OVERLAP, workers=0,
+                             test_rasters=["beta"])  # fmt: skip
+    alpha, beta = store.meta["rasters"]
+    assert store.meta["params"]["block_size"] == "auto"
+    assert alpha["block_strides"] >= 1 and alpha["block_px"] == alpha["block_strides"] * 48
+    assert beta["block_strides"] is None  # a test raster is not cut into blocks
+    assert set(store.tiles.loc[store.tiles["raster"] == "alpha", "split"]) == {
+        "train",
+        "val",
+        "test",
+    }
+    fixed = build_tile_store(sources, tmp_path, tile_size=TILE, overlap=OVERLAP, workers=0,
+                             block_size=200)  # fmt: skip
+    assert fixed.meta["rasters"][0]["block_strides"] == 4  # 200 / 48 = 4.2 strides
