@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tiling.catalog.table import read_table, typed_columns
 from tiling.errors import CatalogError
 from tiling.sources import RasterSource, open_raster
 
@@ -166,11 +167,9 @@ def read_catalog(
         DataFrame[N] with x, y, diameter (float64) and label (str); objects outside dropped.
     """
     path = Path(csv_path)
-    try:
-        df = pd.read_csv(path)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise CatalogError(f"{path}: cannot read the CSV ({err})") from err
+    df = read_table(path)  # text as written, its shape checked (tiling.catalog.table)
     m = _columns(df, columns, path)
+    df = typed_columns(df, m, path, sky=coords == "sky")
     with open_raster(raster_path) as raster:
         if "xmin" in m:
             x0, y0, x1, y1 = (_numeric(df, m[k], path) for k in _BOX)
