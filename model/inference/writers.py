@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -115,7 +116,10 @@ def write_catalog(
     out_dir = Path(out_dir)
     written = [write_csv(frame, out_dir / f"{name}.csv")]
     with open_raster(raster) as src:
-        crs_wkt = src.crs_wkt
+        crs_wkt = src.crs_wkt if src.world == "map" else None
+        problem = src.world_problem  # a degenerate geotransform: no GIS file, and say why
+    if problem:
+        warnings.warn(f"{raster}: {problem}; {name}.gpkg not written (CSV only)", stacklevel=2)
     if crs_wkt:
         written.append(write_geopackage(frame, out_dir / f"{name}.gpkg", crs_wkt=crs_wkt))
     return written

@@ -89,9 +89,12 @@ class TileDataset(Dataset):
         """FloatTensor[C, T, T] of item ``index``, nodata pixels set to ``fill``."""
         tile = int(self.tile_ids[index])
         pixels = np.asarray(self.store.image(tile), dtype=np.float32)
-        mask = np.asarray(self.store.nodata_mask(tile), dtype=bool)
+        mask = np.asarray(self.store.nodata_mask(tile), dtype=bool)[None]
+        mask = mask | ~np.isfinite(
+            pixels
+        )  # the model never sees NaN or inf (tiling.sources.nodata)
         if mask.any():
-            pixels = np.where(mask[None], self.fill, pixels)
+            pixels = np.where(mask, self.fill, pixels)
         return torch.from_numpy(np.ascontiguousarray(pixels))
 
     def __getitem__(self, index: int) -> tuple[Tensor, Target]:
