@@ -27,7 +27,7 @@ def nodata_pixels(array: np.ndarray, nodata: float | None) -> np.ndarray:
     """``bool[H, W]`` of ``array[C, H, W]``: True where every band's value is invalid."""
     if nodata is None and array.dtype.kind not in "fc":
         return np.zeros(array.shape[1:], dtype=bool)
-    return invalid_values(array, nodata).all(axis=0)
+    return np.asarray(invalid_values(array, nodata).all(axis=0))
 
 
 def fill_invalid(
@@ -46,7 +46,7 @@ def fill_invalid(
         band, non-finite values set to their band's ``fill``, everything else as read.
     """
     bad = invalid_values(array, nodata)
-    replace = bad.all(axis=0)[None] | (bad & ~np.isfinite(array))
+    replace = nodata_pixels(array, nodata)[None] | (bad & ~np.isfinite(array))
     with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, then fill
         out = array.astype(np.float32)
     if array.dtype.kind in "fc":

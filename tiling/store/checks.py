@@ -53,11 +53,12 @@ def check_catalogs(sources: Sequence[tuple[str | Path, pd.DataFrame]], names: li
 def _refuse(catalog: pd.DataFrame, column: str, bad: np.ndarray, name: str, want: str) -> None:
     rows = np.flatnonzero(bad)
     if rows.size:
-        i = rows[0]
+        i, value = rows[0], catalog[column].iloc[rows[0]]
+        shown = repr(value) if isinstance(value, str) or value is None else str(value)
         raise CatalogError(
-            f"catalogue of raster {name!r}: row {catalog.index[i]!r} (DataFrame index), column "
-            f"{column!r}: value {catalog[column].iloc[i]!r} is not {want} ({rows.size} row(s) in "
-            "all); fix or drop those rows"
+            f"catalogue of raster {name!r}: row {catalog.index[i]} (DataFrame index), column "
+            f"{column!r}: value {shown} is not {want} ({rows.size} row(s) in all); fix or drop "
+            "those rows"
         )
 
 
