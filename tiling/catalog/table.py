@@ -4,7 +4,8 @@ The rules (every error names the file, the row and the column, and says what to 
 
 - The file is UTF-8 text (a byte-order mark is allowed), comma-separated, with one header row of
   unique, non-empty column names. A header that holds one name with ``;`` or a tab in it, or
-  only numbers, is refused with a hint (another separator; no header row).
+  only numbers (other than pandas' ``0,1,2,...``), is refused with a hint (another separator; no
+  header row).
 - Every row has as many fields as the header. A row with more fields is an error naming the row
   (pandas would take the first field as an index and shift every column); so is a row with fewer.
   The one tolerated mismatch is a trailing comma on the header *and* on every row: an unnamed,
@@ -97,7 +98,8 @@ def _check_names(names: list[str], path: Path) -> None:
             f"{path}: the header {names[0]!r} is one column; the file seems separated by "
             "';', tabs or '|' rather than commas: save it as comma-separated CSV"
         )
-    if all(_is_number(name) for name in names):
+    default = [str(i) for i in range(len(names))]  # pandas' labels of unnamed columns
+    if names != default and all(_is_number(name) for name in names):
         raise CatalogError(
             f"{path}: the first row {names} holds only numbers, so the file has no header row; "
             "add one (e.g. x,y,diameter) naming the columns"

@@ -46,6 +46,12 @@ def test_bad_shapes_name_the_row(tif, tmp_path, text, match):
         read_catalog(path, tif)
 
 
+def test_pandas_numbered_columns_are_a_header(tif, tmp_path):
+    path = write(tmp_path, "0,1,2\n10,20,3\n")
+    df = read_catalog(path, tif, columns={"x": "0", "y": "1", "diameter": "2"})
+    assert df[["x", "y", "diameter"]].to_numpy().tolist() == [[10, 20, 3]]
+
+
 def test_trailing_comma_on_header_and_rows_is_dropped(tif, tmp_path):
     path = write(tmp_path, "x,y,diameter,\n10,20,3,\n30,40,5,\n")
     df = read_catalog(path, tif)

@@ -101,23 +101,28 @@ def wait_for(condition, what):
 
 
 def test_two_processes_build_one_store(tmp_path, sources):
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")  # forking a threaded pytest worker can deadlock
     out, root = tmp_path / "stores", tmp_path / "sync"
     root.mkdir()
     first = ctx.Process(target=build_in_child, args=(sources, out, root, "first"))
-    first.start()
-    wait_for(lambda: (root / "calls").exists(), "the first build to start")
     second = ctx.Process(target=build_in_child, args=(sources, out, root, "second"))
-    second.start()
-    wait_for(lambda: "waiting for it" in (root / "second.log").read_text()
-             if (root / "second.log").exists() else False, "the second build to wait")  # fmt: skip
-    (root / "go").touch()
-    first.join(120), second.join(120)
+    try:
+        first.start()
+        wait_for(lambda: (root / "calls").exists(), "the first build to start")
+        second.start()
+        log = root / "second.log"
+        wait_for(lambda: log.exists() and "waiting for it" in log.read_text(), "the second to wait")
+        (root / "go").touch()
+        first.join(120), second.join(120)
+    finally:
+        for child in (first, second):
+            if child.is_alive():
+                child.kill()
     assert (first.exitcode, second.exitcode) == (0, 0)
     path = (root / "first.path").read_text()
     assert (root / "second.path").read_text() == path
     assert [p.name for p in (root / "calls").iterdir()] == [str(first.pid)]  # built once
-    assert "built meanwhile by another process" in (root / "second.log").read_text()
+    assert "built meanwhile by another process" in log.read_text()
     assert [p.name for p in out.iterdir()] == [Path(path).name]  # no temporary folder, no lock
 
 
