@@ -89,10 +89,8 @@ class TileDataset(Dataset):
         """FloatTensor[C, T, T] of item ``index``, nodata pixels set to ``fill``."""
         tile = int(self.tile_ids[index])
         pixels = np.asarray(self.store.image(tile), dtype=np.float32)
-        mask = np.asarray(self.store.nodata_mask(tile), dtype=bool)[None]
-        mask = mask | ~np.isfinite(
-            pixels
-        )  # the model never sees NaN or inf (tiling.sources.nodata)
+        # nodata pixels, and any NaN/inf value: the model never sees one (tiling.sources.nodata)
+        mask = np.asarray(self.store.nodata_mask(tile), dtype=bool)[None] | ~np.isfinite(pixels)
         if mask.any():
             pixels = np.where(mask, self.fill, pixels)
         return torch.from_numpy(np.ascontiguousarray(pixels))

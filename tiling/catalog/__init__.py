@@ -8,12 +8,14 @@ from tiling.lazy import lazy_namespace
 
 if TYPE_CHECKING:
     from tiling.catalog.filters import Filter, apply_filters
-    from tiling.catalog.pairing import Pair, pair_files
+    from tiling.catalog.pairing import Pair, Pairing, Skipped, pair_files
     from tiling.catalog.read import read_catalog, summarize_catalogs
 
 __all__ = [
     "Filter",
     "Pair",
+    "Pairing",
+    "Skipped",
     "apply_filters",
     "pair_files",
     "read_catalog",
@@ -24,6 +26,8 @@ __getattr__, __dir__ = lazy_namespace(
     {
         "tiling.catalog.pairing": (
             "Pair",
+            "Pairing",
+            "Skipped",
             "pair_files",
         ),
         "tiling.catalog.read": (
