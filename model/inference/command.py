@@ -123,14 +123,9 @@ def check_arguments(args: argparse.Namespace) -> str | None:
 
 
 def raster_crs(raster: Path) -> str:
-    """The raster's map CRS as WKT, or an OutputError saying that a GIS file needs one."""
+    """The raster's map CRS as WKT, or a RasterError saying why a GIS file cannot be written."""
     from tiling.sources import open_raster
 
     with open_raster(raster) as src:
-        crs_wkt = src.crs_wkt
-    if not crs_wkt:
-        raise OutputError(
-            f"--gis: {raster} has no map CRS (pixel or sky coordinates only), so a GIS file "
-            "cannot place the objects; drop --gis and use the CSV (pixel x, y)"
-        )
-    return crs_wkt
+        src.require_map("--gis (a GIS file)")
+        return str(src.crs_wkt)

@@ -27,9 +27,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from model.inference.merge import TileMerger
-from model.inference.windows import WindowBatches
+from model.inference.windows import WindowBatches, raise_failures
 from tiling.errors import RasterError
-from tiling.geometry.grid import catalog_from_boxes, check_tiling, tile_grid
+from tiling.geometry.grid import catalog_from_boxes, check_fits, check_tiling, tile_grid
 from tiling.progress import progress_bar
 from tiling.sources import RasterSource, open_raster
 
@@ -138,6 +138,7 @@ def predict_raster(
     check_tiling(tile_size, overlap)
     with open_raster(raster_path) as raster:
         check_bands(model, config, raster)
+        check_fits(raster.height, raster.width, tile_size, str(raster.path))
         offsets = tile_grid(raster.height, raster.width, tile_size, overlap)
         merger = TileMerger(raster.height, raster.width, tile_size, overlap)
         data = WindowBatches(raster_path, offsets, tile_size, batch_size, fill)
@@ -167,7 +168,7 @@ def _run(
     cuda = torch.device(device).type == "cuda"
     bar = progress_bar(total=len(data.offsets), unit="win", disable=not progress, desc="predict")
     start, pixels = time.perf_counter(), 0
-    for images, offs in loader:
+    for images, offs in raise_failures(loader):  # a worker's RasterError, with its own message
         images = images.to(device, non_blocking=True)
         with torch.inference_mode(), torch.autocast("cuda", enabled=cuda):
             outputs = model(list(images))

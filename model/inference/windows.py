@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,15 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from tiling.errors import RasterDetectError
 from tiling.sources import RasterSource, Window, open_raster
+from tiling.sources.nodata import fill_invalid
 
 
 def fill_nodata(tile: np.ndarray, nodata: float | None, fill: Sequence[float] | None) -> np.ndarray:
-    """Cast ``tile`` ([C, h, w], any dtype) to float32, replacing nodata/NaN pixels.
+    """Cast ``tile`` ([C, h, w], any dtype) to float32, replacing nodata and non-finite values.
+
+    The rule of :func:`tiling.sources.nodata.fill_invalid` (the same as for training tiles).
 
     Args:
         tile: pixels in the raster's units.
@@ -30,22 +35,32 @@ def fill_nodata(tile: np.ndarray, nodata: float | None, fill: Sequence[float] | 
         fill: value per band (e.g. the model's ``image_mean``); None = mean of the valid pixels.
 
     Returns:
-        ``ndarray[C, h, w]`` float32 in the raster's value range.
+        ``ndarray[C, h, w]`` float32 in the raster's value range, every value finite.
     """
-    out = tile.astype(np.float32)
-    invalid = np.isnan(out)
-    if nodata is not None:
-        invalid |= out == np.float32(nodata)
-    if not invalid.any():
-        return out
-    for band in range(out.shape[0]):
-        bad = invalid[band]
-        if fill is not None:
-            value = float(fill[band])
-        else:
-            value = float(out[band][~bad].mean()) if (~bad).any() else 0.0
-        out[band][bad] = value
-    return out
+    return fill_invalid(tile, nodata, fill)
+
+
+@dataclass(frozen=True)
+class ReadFailure:
+    """A project error raised while reading windows, carried back to the main process as data.
+
+    A DataLoader worker's exception reaches the main process wrapped in the worker's traceback
+    text; carried as an item instead, it is raised there by :func:`raise_failures` with its own
+    one-line message (the raster and the window), as when reading without workers.
+    """
+
+    kind: type[RasterDetectError]
+    message: str
+
+
+def raise_failures(
+    items: Iterable[tuple[Tensor, Tensor] | ReadFailure],
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yield the loader's ``(images, offsets)`` items; raise the error of a :class:`ReadFailure`."""
+    for item in items:
+        if isinstance(item, ReadFailure):
+            raise item.kind(item.message)
+        yield item
 
 
 class WindowBatches(Dataset):
@@ -85,7 +100,14 @@ class WindowBatches(Dataset):
             self._pid = os.getpid()
         return self._raster
 
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor] | ReadFailure:
+        """Item ``index``, or the :class:`ReadFailure` of a project error raised reading it."""
+        try:
+            return self._read(index)
+        except RasterDetectError as err:
+            return ReadFailure(type(err), str(err))
+
+    def _read(self, index: int) -> tuple[Tensor, Tensor]:
         idx = self.groups[index]
         offs = self.offsets[idx]
         t = self.tile_size

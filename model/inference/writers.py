@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -205,7 +206,10 @@ def write_catalog(
 
     out_dir = Path(out_dir)
     with open_raster(raster) as src:
-        crs_wkt = src.crs_wkt
+        crs_wkt = src.crs_wkt if src.world == "map" else None
+        problem = src.world_problem  # a degenerate geotransform: no GIS file, and say why
+    if problem:
+        warnings.warn(f"{raster}: {problem}; {name}.gpkg not written (CSV only)", stacklevel=2)
     csv, gpkg = out_dir / f"{name}.csv", out_dir / f"{name}.gpkg"
     for path in [csv, gpkg] if crs_wkt else [csv]:
         check_output_file(path, inputs=[raster], overwrite=overwrite)

@@ -89,9 +89,10 @@ class TileDataset(Dataset):
         """FloatTensor[C, T, T] of item ``index``, nodata pixels set to ``fill``."""
         tile = int(self.tile_ids[index])
         pixels = np.asarray(self.store.image(tile), dtype=np.float32)
-        mask = np.asarray(self.store.nodata_mask(tile), dtype=bool)
+        # nodata pixels, and any NaN/inf value: the model never sees one (tiling.sources.nodata)
+        mask = np.asarray(self.store.nodata_mask(tile), dtype=bool)[None] | ~np.isfinite(pixels)
         if mask.any():
-            pixels = np.where(mask[None], self.fill, pixels)
+            pixels = np.where(mask, self.fill, pixels)
         return torch.from_numpy(np.ascontiguousarray(pixels))
 
     def __getitem__(self, index: int) -> tuple[Tensor, Target]:

@@ -9,13 +9,15 @@ from tiling.lazy import lazy_namespace
 if TYPE_CHECKING:
     from tiling.catalog.collect import CatalogSet, clean_catalog, read_catalogs
     from tiling.catalog.filters import Filter, apply_filters
-    from tiling.catalog.pairing import Pair, pair_files
+    from tiling.catalog.pairing import Pair, Pairing, Skipped, pair_files
     from tiling.catalog.read import read_catalog, summarize_catalogs
 
 __all__ = [
     "CatalogSet",
     "Filter",
     "Pair",
+    "Pairing",
+    "Skipped",
     "apply_filters",
     "clean_catalog",
     "pair_files",
@@ -28,6 +30,8 @@ __getattr__, __dir__ = lazy_namespace(
     {
         "tiling.catalog.pairing": (
             "Pair",
+            "Pairing",
+            "Skipped",
             "pair_files",
         ),
         "tiling.catalog.read": (

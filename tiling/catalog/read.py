@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tiling.catalog.convert import corner_boxes, object_boxes
+from tiling.catalog.table import read_table, typed_columns
 from tiling.errors import CatalogError
 from tiling.sources import RasterSource, open_raster
 
@@ -128,11 +129,9 @@ def read_catalog(
         pixels, and str ``label``; objects whose centre is outside the raster are dropped.
     """
     path = Path(csv_path)
-    try:
-        df = pd.read_csv(path)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise CatalogError(f"{path}: cannot read the CSV ({err})") from err
+    df = read_table(path)  # text as written, its shape checked (tiling.catalog.table)
     m = _columns(df, columns, path)
+    df = typed_columns(df, m, path, sky=coords == "sky")
     with open_raster(raster_path) as raster:
         _check_world(raster, coords, diameter_unit, one_based, path)
         x, y, width, height = _pixel_boxes(df, m, raster, coords, diameter_unit, path)

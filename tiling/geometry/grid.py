@@ -65,6 +65,15 @@ def check_tiling(tile_size: int, overlap: int) -> None:
         raise TilingError(f"overlap={overlap} must be >= 0 and smaller than tile_size={tile_size}")
 
 
+def check_fits(height: int, width: int, tile_size: int, name: str) -> None:
+    """Raise :class:`TilingError` naming raster ``name`` unless a tile fits in it."""
+    if min(height, width) < tile_size:
+        raise TilingError(
+            f"{name}: the raster ({height} x {width} px) is smaller than tile_size={tile_size}; "
+            f"use a tile_size of at most {min(height, width)}, or a larger raster"
+        )
+
+
 def boxes_from_catalog(xy: Tensor, diameter: Tensor) -> Tensor:
     """Square ``xyxy`` boxes from centres and diameters, by broadcasting.
 

@@ -55,8 +55,10 @@ class RasterSource(abc.ABC):
         height, width: size in pixels.
         count: number of bands.
         dtype: numpy dtype of the pixels as stored (16-bit stays 16-bit).
-        nodata: the nodata value, or ``None``; floating rasters also treat NaN as nodata.
+        nodata: the nodata value, or ``None``; NaN and inf are nodata too (:mod:`tiling.sources.nodata`).
         world: ``"map"`` (projected/geographic CRS), ``"sky"`` (celestial WCS) or ``None``.
+        world_problem: why ``world`` is ``None`` although the file claims a georeference (a
+            degenerate geotransform), or ``None``.
     """
 
     path: Path
@@ -66,6 +68,7 @@ class RasterSource(abc.ABC):
     dtype: np.dtype
     nodata: float | None
     world: str | None
+    world_problem: str | None = None
 
     @abc.abstractmethod
     def read(self, window: Window) -> np.ndarray:
@@ -117,6 +120,23 @@ class RasterSource(abc.ABC):
     def pixel_size(self) -> float:
         """Mean size of one pixel in world units (map units, or degrees on the sky)."""
         raise RasterError(f"{self.path}: raster has no world coordinates, so no pixel size")
+
+    def require_map(self, purpose: str) -> None:
+        """Raise :class:`RasterError` unless the raster has map coordinates and a CRS.
+
+        Args:
+            purpose: what needs them, e.g. ``"a GeoPackage"``, for the message.
+        """
+        if self.world == "map" and self.crs_wkt is not None:
+            return
+        reason = self.world_problem or {
+            "sky": "it has a sky WCS, not a map CRS",
+            "map": "it has a geotransform but no CRS",
+        }.get(str(self.world), "it has no CRS and no geotransform")
+        raise RasterError(
+            f"{self.path}: {purpose} needs map coordinates in a CRS, but {reason}; write the CSV "
+            "catalogue (pixel coordinates) only, or fix the raster's georeference"
+        )
 
     def check_window(self, window: Window) -> None:
         """Raise :class:`RasterError` unless ``window`` lies inside the raster."""

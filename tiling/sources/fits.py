@@ -27,7 +27,7 @@ Scaling (BSCALE/BZERO/BLANK):
     other scaled BITPIX 32/64                      float64 (BLANK->NaN) NaN
     =============================================  ===================  =====================
 
-    Floating rasters treat NaN pixels as nodata.
+    Non-finite values (NaN, inf) are nodata, as in every raster (:mod:`tiling.sources.nodata`).
 
 Pixel convention (see :mod:`tiling.sources`): no flip is done. FITS viewers draw row 1 at the
 bottom, but here row 0 is the first array row (``NAXIS2`` index 0) and column 0 the first
@@ -49,6 +49,7 @@ from astropy.wcs.utils import proj_plane_pixel_area
 
 from tiling.errors import RasterError
 from tiling.sources.base import RasterSource, Window
+from tiling.sources.nodata import invalid_values
 
 #: Bytes of raw pixels ``read_overview`` reads at once.
 OVERVIEW_STRIP_BYTES = 64 * 2**20
@@ -90,6 +91,7 @@ class FitsRaster(RasterSource):
         try:
             self.hdu_index, self._hdu = self._select_hdu(hdu)
             self._describe()
+            self._check_length()
         except Exception:
             self._hdul.close()
             raise
@@ -135,6 +137,27 @@ class FitsRaster(RasterSource):
         self.wcs = _celestial_wcs(header)
         self.world = None if self.wcs is None else "sky"
 
+    def _check_length(self) -> None:
+        """Refuse a file shorter than its header says (a cut download), naming both sizes.
+
+        The data an image HDU announces are ``NAXIS1 x NAXIS2 (x NAXIS3) x |BITPIX| / 8`` bytes
+        from its data offset; for a tile-compressed HDU, its table with the padding to 2880 bytes
+        (astropy's own rule). A gzip-compressed file is checked when read instead.
+        """
+        info = self._hdu.fileinfo()
+        if info is None or getattr(info["file"], "compression", None):
+            return
+        compressed = isinstance(self._hdu, fits.CompImageHDU)
+        nbytes = info["datSpan"] if compressed else self._hdu.size
+        need, size = info["datLoc"] + nbytes, self.path.stat().st_size
+        if size < need:
+            raise RasterError(
+                f"{self.path}: truncated FITS file: HDU {self.hdu_index} needs {need} bytes "
+                f"({nbytes} bytes of data from byte {info['datLoc']}) but the file has {size} "
+                f"({need - size} missing); it was cut short (an incomplete download or copy): "
+                "fetch or copy it again"
+            )
+
     def read(self, window: Window) -> np.ndarray:
         """Read ``window`` as ``ndarray[C, h, w]`` in :attr:`dtype`, scaling applied."""
         self.check_window(window)
@@ -143,9 +166,16 @@ class FitsRaster(RasterSource):
 
     def _read_rows(self, rows: slice, cols: slice) -> np.ndarray:
         section = self._hdu.section
-        if self.header["NAXIS"] == 3:
-            return self._scaling.apply(np.asarray(section[:, rows, cols]))
-        return self._scaling.apply(np.asarray(section[rows, cols])[None])
+        try:
+            if self.header["NAXIS"] == 3:
+                return self._scaling.apply(np.asarray(section[:, rows, cols]))
+            return self._scaling.apply(np.asarray(section[rows, cols])[None])
+        except (OSError, EOFError, ValueError) as err:
+            raise RasterError(
+                f"{self.path}: cannot read HDU {self.hdu_index} rows {rows.start}-{rows.stop}, "
+                f"columns {cols.start}-{cols.stop} ({err}); the file is damaged there: fetch or "
+                "copy it again"
+            ) from err
 
     def read_overview(self, max_size: int) -> tuple[np.ndarray, float]:
         """Block-mean decimation read strip by strip, with the longer side at most ``max_size``.
@@ -171,8 +201,7 @@ class FitsRaster(RasterSource):
     def _block_mean(self, strip: np.ndarray, f: int) -> np.ndarray:
         """Mean of valid pixels over ``f x f`` blocks of ``strip[C, h, W]`` (float64, NaN if none)."""
         values = strip.astype(np.float64)
-        if self.nodata is not None and not np.isnan(self.nodata):
-            values[strip == self.nodata] = np.nan
+        values[invalid_values(strip, self.nodata)] = np.nan  # nodata, NaN and inf
         c, h, w = values.shape
         hb, wb = math.ceil(h / f), math.ceil(w / f)
         padded = np.full((c, hb * f, wb * f), np.nan)

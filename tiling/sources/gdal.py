@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tiling.errors import RasterError
 from tiling.sources.base import RasterSource, Window
+
+if TYPE_CHECKING:
+    from affine import Affine
 
 #: GDAL's block cache defaults to 5 % of the machine's memory (1.2 GB on 24 GB), which a reader
 #: that visits each block once never needs; cap it (MB) unless the user set GDAL_CACHEMAX.
@@ -46,8 +53,9 @@ class GdalRaster(RasterSource):
         self.nodata = None if ds.nodata is None else float(ds.nodata)
         self.transform = ds.transform
         self._crs = ds.crs
+        self.world_problem = georeference_problem(ds.transform, ds.crs is not None)
         has_geo = ds.crs is not None or not ds.transform.is_identity
-        self.world = "map" if has_geo else None
+        self.world = "map" if has_geo and self.world_problem is None else None
 
     @property
     def crs_wkt(self) -> str | None:
@@ -60,7 +68,8 @@ class GdalRaster(RasterSource):
 
         self.check_window(window)
         rio = RioWindow(window.col, window.row, window.width, window.height)
-        return self._ds.read(window=rio)
+        with self._damage(_describe(window)):
+            return self._ds.read(window=rio)
 
     def read_into(self, window: Window, out: np.ndarray) -> None:
         """Decode ``window`` straight into ``out`` (rasterio honours the array's strides)."""
@@ -73,16 +82,32 @@ class GdalRaster(RasterSource):
                 f"{(self.count, window.height, window.width)} and dtype {self.dtype}, got "
                 f"{out.shape} {out.dtype}"
             )
-        self._ds.read(
-            window=RioWindow(window.col, window.row, window.width, window.height), out=out
-        )
+        with self._damage(_describe(window)):
+            self._ds.read(
+                window=RioWindow(window.col, window.row, window.width, window.height), out=out
+            )
 
     def read_overview(self, max_size: int) -> tuple[np.ndarray, float]:
         """Decimated read (GDAL overviews when present) with the longer side ``max_size``."""
         scale = max(self.height, self.width) / max_size
         scale = max(scale, 1.0)
         shape = (self.count, max(1, round(self.height / scale)), max(1, round(self.width / scale)))
-        return self._ds.read(out_shape=shape), scale
+        with self._damage(f"an overview of {shape[1]} x {shape[2]} px"):
+            return self._ds.read(out_shape=shape), scale
+
+    @contextlib.contextmanager
+    def _damage(self, where: str) -> Iterator[None]:
+        """Turn GDAL's read failures (a corrupt or truncated block) into a :class:`RasterError`."""
+        from rasterio.errors import RasterioError
+
+        try:
+            yield
+        except RasterioError as err:
+            detail = err.__cause__ or err
+            raise RasterError(
+                f"{self.path}: cannot read {where} ({detail}); the file is damaged there (a "
+                "corrupt or truncated block): re-create or re-download it, or leave it out"
+            ) from err
 
     def pixel_to_world(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Apply the affine transform to pixel coordinates."""
@@ -105,6 +130,13 @@ class GdalRaster(RasterSource):
         return float(np.sqrt(abs(t.a * t.e - t.b * t.d)))
 
     def _require_world(self) -> None:
+        if self.world_problem is not None:
+            raise RasterError(
+                f"{self.path}: {self.world_problem}, so it is refused for map work (coords='map' "
+                "or 'lonlat', diameter_unit 'm'/'km'/'map', map columns and GIS output); fix "
+                "its georeference (e.g. gdal_edit.py -a_ullr), or use coords='pixel' and "
+                "diameter_unit='px'"
+            )
         if self.world is None:
             raise RasterError(
                 f"{self.path}: raster has no CRS or geotransform, so only pixel coordinates work"
@@ -113,3 +145,26 @@ class GdalRaster(RasterSource):
     def close(self) -> None:
         """Close the rasterio dataset."""
         self._ds.close()
+
+
+def georeference_problem(transform: Affine, has_crs: bool) -> str | None:
+    """Why a geotransform cannot map pixels to the world, or None when it can (or is absent).
+
+    Refused: non-finite coefficients, a zero determinant (all zeros, or a zero pixel size: not
+    invertible), and a CRS without a geotransform (GDAL then reports the identity, which would
+    take pixel indices for map coordinates).
+    """
+    coefficients = transform.to_gdal()
+    if not all(math.isfinite(c) for c in coefficients):
+        return f"its geotransform {coefficients} holds non-finite numbers"
+    if transform.determinant == 0:
+        return f"its geotransform {coefficients} is degenerate (a zero pixel size: not invertible)"
+    if has_crs and transform.is_identity:
+        return "it has a CRS but no geotransform (GDAL reports the identity)"
+    return None
+
+
+def _describe(window: Window) -> str:
+    """``window rows r0-r1, columns c0-c1`` (half-open pixel ranges), for messages."""
+    rows, cols = window.slices
+    return f"window rows {rows.start}-{rows.stop}, columns {cols.start}-{cols.stop}"

@@ -6,10 +6,14 @@
 and the inputs (each raster's path, size and modification time, each catalogue's content), so an
 unchanged call reuses the store at once and a changed one builds a new one beside it.
 
-A build goes to ``<out_dir>/.tmp-<hash>-<pid>/`` and is renamed to ``<hash>`` when complete, so a
-store that exists is complete: an interrupted build (exception, Ctrl-C, killed worker) is removed
-on the way out, or, if the process itself died, by the next build in ``out_dir`` (temporary folders
-whose process is gone).
+A build holds the store's lock (:mod:`tiling.store.lock`: a lock file that works across hosts
+sharing ``out_dir``), writes to ``<out_dir>/.tmp-<hash>-<pid>/`` and renames it to ``<hash>`` when
+complete, so a store that exists is complete. A second build of the same store, here or on another
+host, waits for the first and reuses its store. An interrupted build (exception, Ctrl-C, killed
+worker) is removed on the way out, or, if the process itself died, by the next build (temporary
+folders whose lock is stale or gone). A store that could not train anything (no tile left, a raster
+of nodata only, no box) is refused with the counts (:mod:`tiling.store.checks`), and a folder that
+cannot be written or a full disk with the bytes needed (:mod:`tiling.store.space`).
 
 Order of a build, per raster: the tile grid, the splits (tiles straddling split blocks dropped),
 the box assignment and the tile filters that need no pixels decide which tiles to read; the
@@ -20,6 +24,7 @@ that need pixels (nodata fraction) run, and removed tiles are compacted out of t
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -43,9 +48,12 @@ from tiling.geometry.splits import (
     check_test_rasters,
 )
 from tiling.sources import open_raster
+from tiling.store.checks import check_boxes, check_catalogs, check_nodata_rasters, check_tiles_left
 from tiling.store.format import FORMAT_VERSION, TILE_COLUMNS, TMP_PATTERN
+from tiling.store.lock import BuildLock, lock_path
 from tiling.store.npyfile import compact_rows
 from tiling.store.reader import read_into_arrays
+from tiling.store.space import make_folder, write_bytes
 from tiling.store.stats import band_stats
 from tiling.store.tile_filters import TileFilter, apply_tile_filters
 from tiling.store.tilestore import TileStore
@@ -104,22 +112,43 @@ def build_tile_store(
     if (final / "meta.json").is_file():
         log.info("reusing tile store %s (same parameters and inputs)", final)
         return TileStore(final)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_stale_builds(out_dir)
-    tmp = out_dir / f".tmp-{key}-{os.getpid()}"
+    make_folder(out_dir)
+    lock = BuildLock(out_dir, key)
+    try:
+        if not lock.acquire(ready=lambda: (final / "meta.json").is_file()):
+            log.info("reusing tile store %s, built meanwhile by another process", final)
+            return TileStore(final)
+        remove_stale_builds(out_dir, key)
+        _build_and_publish(out_dir / f".tmp-{key}-{os.getpid()}", final, sources, params,
+                           tile_filters, workers)  # fmt: skip
+    finally:
+        lock.release()
+    log.info("built tile store %s", final)
+    return TileStore(final)
+
+
+def _build_and_publish(
+    tmp: Path,
+    final: Path,
+    sources: Sequence[tuple[str | Path, pd.DataFrame]],
+    params: dict[str, Any],
+    tile_filters: Sequence[TileFilter],
+    workers: int,
+) -> None:
+    """Build into ``tmp`` and rename it to ``final``; ``tmp`` never outlives a failure."""
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    make_folder(tmp)
     try:
         build_into(tmp, sources, params, tile_filters, workers)
-        if final.exists():  # another process finished the same store first
-            shutil.rmtree(tmp)
-        else:
+        try:
             tmp.rename(final)
+        except OSError:
+            if not final.exists():
+                raise
+            shutil.rmtree(tmp)  # published by a build that lost its lock: the same content
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log.info("built tile store %s", final)
-    return TileStore(final)
 
 
 def store_params(
@@ -198,22 +227,16 @@ def store_key(params: dict[str, Any], sources: Sequence[tuple[str | Path, pd.Dat
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def _alive(pid: int) -> bool:
-    """True if a process with this id exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def remove_stale_builds(out_dir: Path, key: str) -> None:
+    """Remove temporary build folders whose owner is gone (see :mod:`tiling.store.lock`).
 
-
-def remove_stale_builds(out_dir: Path) -> None:
-    """Remove ``.tmp-<hash>-<pid>`` folders left by builds whose process is gone."""
+    Those of ``key`` (whose lock this build holds), and those of any key without a lock file.
+    """
     for entry in out_dir.iterdir():
         match = TMP_PATTERN.match(entry.name)
-        if match and entry.is_dir() and not _alive(int(match.group(2))):
+        if not (match and entry.is_dir()):
+            continue
+        if match.group(1) == key or not lock_path(out_dir, match.group(1)).exists():
             log.info("removing unfinished tile store build %s", entry)
             shutil.rmtree(entry, ignore_errors=True)
 
@@ -229,24 +252,15 @@ def build_into(
     rasters = [raster_info(path) for path, _ in sources]
     check_rasters(rasters, params)
     record_blocks(rasters, params)
+    names = [r["name"] for r in rasters]
+    check_catalogs(sources, names)
     labels = sorted({label for _, cat in sources for label in catalog_labels(cat)})
     tiles, boxes = candidate_tiles(sources, rasters, params, labels)
-    seed = params["seed"]
-    pre, post = [f for f in filters if not f.needs_pixels], [f for f in filters if f.needs_pixels]
-    keep, report = apply_tile_filters(tiles, boxes, pre, seed)
-    tiles = _number_rows(tiles[keep])
-    check_split_counts(tiles, boxes, rasters, params)
-    tiles["nodata_fraction"] = read_into_arrays(
-        folder, tiles, rasters, params["tile_size"], params["overlap"], workers
-    )
-    keep, report_post = apply_tile_filters(tiles, boxes, post, seed)
-    if not keep.all():
-        for k in range(len(rasters)):
-            compact_rows(folder / f"tiles_{k}.npy", keep[tiles["array"].to_numpy() == k])
-        tiles = _number_rows(tiles[keep])
+    tiles, report = _select_tiles(folder, tiles, boxes, rasters, params, filters, workers)
     tiles, boxes = _final_ids(tiles, boxes)
-    tiles.to_parquet(folder / "tiles.parquet", index=False)
-    boxes.to_parquet(folder / "boxes.parquet", index=False)
+    check_boxes(boxes, sources, names, params)
+    write_table(tiles, folder / "tiles.parquet")
+    write_table(boxes, folder / "boxes.parquet")
     arrays = [folder / f"tiles_{k}.npy" for k in range(len(rasters))]
     nodata = [r["nodata"] for r in rasters]
     meta = {
@@ -257,10 +271,47 @@ def build_into(
         "in_channels": rasters[0]["count"],
         "dtype": str(np.result_type(*[np.dtype(r["dtype"]) for r in rasters])),
         "rasters": rasters,
-        "band_stats": band_stats(arrays, nodata, seed=seed),
-        "filter_report": pd.concat([report, report_post]).to_dict("records"),
+        "band_stats": band_stats(arrays, nodata, seed=params["seed"]),
+        "filter_report": report.to_dict("records"),
     }
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+    write_bytes(folder / "meta.json", json.dumps(meta, indent=1).encode())
+
+
+def _select_tiles(
+    folder: Path,
+    tiles: pd.DataFrame,
+    boxes: pd.DataFrame,
+    rasters: list[dict[str, Any]],
+    params: dict[str, Any],
+    filters: Sequence[TileFilter],
+    workers: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Filter, read and filter again: the kept tiles (pixels in ``folder``) and the report."""
+    seed, names = params["seed"], [r["name"] for r in rasters]
+    pre, post = [f for f in filters if not f.needs_pixels], [f for f in filters if f.needs_pixels]
+    keep, report = apply_tile_filters(tiles, boxes, pre, seed)
+    check_tiles_left(tiles, keep, report, names, "before reading the rasters")
+    tiles = _number_rows(tiles[keep])
+    check_split_counts(tiles, boxes, rasters, params)
+    tiles["nodata_fraction"] = read_into_arrays(
+        folder, tiles, rasters, params["tile_size"], params["overlap"], workers
+    )
+    check_nodata_rasters(tiles, rasters)
+    keep, report_post = apply_tile_filters(tiles, boxes, post, seed)
+    report = pd.concat([report, report_post], ignore_index=True)
+    check_tiles_left(tiles, keep, report, names, "after the filters that need pixels")
+    if not keep.all():
+        for k in range(len(rasters)):
+            compact_rows(folder / f"tiles_{k}.npy", keep[tiles["array"].to_numpy() == k])
+        tiles = _number_rows(tiles[keep])
+    return tiles, report
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` as parquet, encoded in memory first so that its size is checked."""
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    write_bytes(path, buffer.getvalue())
 
 
 def requested_splits(rasters: list[dict[str, Any]], params: dict[str, Any]) -> list[str]:
@@ -315,11 +366,19 @@ def raster_info(path: str | Path) -> dict[str, Any]:
 
 
 def check_rasters(rasters: list[dict[str, Any]], params: dict[str, Any]) -> None:
-    """Unique names, one band count, and ``test_rasters`` among the names."""
+    """Unique names, rasters at least one tile large, one band count, known ``test_rasters``."""
     names = [r["name"] for r in rasters]
     if not rasters or len(set(names)) != len(names):
         raise ConfigError(
             f"sources must name at least one raster, with unique file stems; got {names}"
+        )
+    size = params["tile_size"]
+    small = [f"{r['name']} ({r['height']} x {r['width']} px, {r['path']})"
+             for r in rasters if min(r["height"], r["width"]) < size]  # fmt: skip
+    if small:
+        raise TilingError(
+            f"raster(s) smaller than tile_size={size}: {small}; a tile must fit in every "
+            "raster: use a smaller tile_size, or leave those rasters out"
         )
     counts = {r["name"]: r["count"] for r in rasters}
     if len(set(counts.values())) > 1:

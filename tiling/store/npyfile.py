@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from tiling.errors import TilingError
+from tiling.store.space import NO_SPACE, check_space, no_space, reraise
 
 
 def npy_header(path: str | Path) -> tuple[int, tuple[int, ...], np.dtype]:
@@ -38,14 +37,16 @@ def new_npy(path: str | Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
 
     Raises:
         TilingError: the file system lacks the space (names the folder, the bytes needed and
-            those free); other ``OSError`` pass through.
+            those free) or refuses writes (:mod:`tiling.store.space`); other ``OSError`` pass
+            through.
     """
     path = Path(path)
     nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-    free = shutil.disk_usage(path.parent).free
-    if nbytes > free:
-        raise _no_space(path, nbytes, free)
-    array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    check_space(path, nbytes)
+    try:
+        array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+    except OSError as err:
+        reraise(path, err, nbytes)
     del array
     if nbytes == 0:
         return
@@ -54,21 +55,13 @@ def new_npy(path: str | Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
     try:
         os.posix_fallocate(fd, header, nbytes)
     except OSError as err:
-        if err.errno == errno.ENOSPC:
-            raise _no_space(path, nbytes, shutil.disk_usage(path.parent).free) from err
+        if err.errno in NO_SPACE:
+            raise no_space(path, nbytes) from err
         if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
             raise
         # a file system without fallocate: the file stays sparse, blocks come with the writes
     finally:
         os.close(fd)
-
-
-def _no_space(path: Path, nbytes: int, free: int) -> TilingError:
-    return TilingError(
-        f"{path.parent}: not enough disk space for {path.name} ({nbytes / 1e9:.2f} GB needed, "
-        f"{free / 1e9:.2f} GB free); free some space, put the store on another disk (out_dir), "
-        "or tile less (a smaller overlap, fewer rasters, fewer empty tiles kept)"
-    )
 
 
 def compact_rows(path: str | Path, keep: np.ndarray, chunk_bytes: int = 64 * 2**20) -> None:

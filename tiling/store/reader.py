@@ -18,7 +18,7 @@ slice. Workers deliberately do not import torch: ``import torch`` costs about 1.
 private memory per process (measured here), which would put two workers and the main process over
 the 1.5 GB memory budget and add seconds of start-up. Pixels are copied, never converted, so
 16-bit data stay bit-exact. A pixel is *nodata* when every band equals the raster's nodata value
-(or is NaN, for floating rasters); each task returns the nodata fraction of its tiles.
+or is not finite (:mod:`tiling.sources.nodata`); each task returns the nodata fraction of its tiles.
 
 The pool is a :class:`concurrent.futures.ProcessPoolExecutor` (built on ``multiprocessing``)
 rather than ``multiprocessing.Pool``: when a worker is killed (out of memory, ``kill -9``) the
@@ -49,8 +49,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from tiling.errors import TilingError
 from tiling.progress import progress_bar
 from tiling.sources import RasterSource, Window, open_raster
+from tiling.sources.nodata import nodata_pixels
 from tiling.store.lanes import Lanes
 from tiling.store.npyfile import new_npy, npy_header
+from tiling.store.space import reraise, unallocated_bytes
 
 if TYPE_CHECKING:  # pandas is not imported by worker processes
     import pandas as pd
@@ -262,17 +264,6 @@ def cut_strip(
     return out
 
 
-def nodata_pixels(strip: np.ndarray, nodata: float | None) -> np.ndarray:
-    """``bool[T, W]``: True where every band is nodata (or NaN, for floating rasters)."""
-    is_float = np.issubdtype(strip.dtype, np.floating)
-    if nodata is None and not is_float:
-        return np.zeros(strip.shape[1:], dtype=bool)
-    bad = np.isnan(strip) if is_float else np.zeros(strip.shape, dtype=bool)
-    if nodata is not None and not np.isnan(nodata):
-        bad |= strip == nodata
-    return bad.all(axis=0)
-
-
 def _tile_fractions(mask: np.ndarray, cols: Sequence[int], size: int) -> np.ndarray:
     """Fraction of True pixels of ``mask[T, W]`` in each tile at local ``cols``."""
     cum = np.concatenate([[0], np.cumsum(mask.sum(axis=0))])
@@ -336,7 +327,10 @@ def run_task(task: Task) -> tuple[list[int], np.ndarray, int]:
         local = [c - s.col for c in s.cols]
         need = len(local) * strip[:, :, : task.tile_size].nbytes
         tiles = cut_strip(strip, local, task.tile_size, task.stride, _scratch(need))
-        _write_rows(fd, task.header, s.dest, tiles)
+        try:
+            _write_rows(fd, task.header, s.dest, tiles)
+        except OSError as err:  # a full disk where blocks could not be reserved: name the file
+            reraise(Path(task.out), err, unallocated_bytes(fd))
         fractions.append(_tile_fractions(nodata_pixels(strip, task.nodata), local, task.tile_size))
         dest.extend(s.dest)
     return dest, np.concatenate(fractions), rows.nbytes_read - before

@@ -4,7 +4,8 @@ Used to normalise the network's input (``image_mean``/``image_std``), to stretch
 display (the percentiles) and to fit the model's input stretch (``ModelConfig.input_stretch``: the
 percentiles, the zscale limits, and the quantiles that give the mean/std of stretched values). The sample is bounded (``max_tiles`` tiles, each subsampled on a regular
 pixel lattice so that at most ``max_pixels`` pixels per band are read), so the cost does not grow
-with the store. A pixel is excluded when every band is nodata (see :func:`tiling.store.reader.nodata_pixels`).
+with the store. A pixel is excluded when every band is nodata, and a value is excluded when it is not finite (NaN,
+inf; see :mod:`tiling.sources.nodata`), so the statistics stay finite.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from tiling.radiometry.zscale import sort_kind, zscale_limits
+from tiling.sources.nodata import nodata_pixels
 from tiling.store.npyfile import npy_header
-from tiling.store.reader import nodata_pixels
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def band_stats(
     # native dtype until the summary: 8/16-bit integers sort by radix, and copies stay small
     values = np.concatenate(parts, axis=1) if parts else np.zeros((channels, 0), dtype)
     if np.issubdtype(values.dtype, np.floating):
-        values = values[:, ~np.isnan(values).any(axis=0)]  # a NaN in some bands only
+        values = values[:, np.isfinite(values).all(axis=0)]  # NaN/inf in some bands only
     return _summarise(values, len(picks))
 
 

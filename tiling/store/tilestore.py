@@ -12,8 +12,8 @@ import torch
 
 from tiling.errors import ConfigError, TilingError
 from tiling.geometry.splits import SPLITS
+from tiling.sources.nodata import nodata_pixels
 from tiling.store.format import BOX_COLUMNS, REQUIRED_FILES, TMP_PATTERN
-from tiling.store.reader import nodata_pixels
 
 
 class TileStore:
@@ -92,7 +92,7 @@ class TileStore:
         return np.array(self.array(k)[index])
 
     def nodata_mask(self, tile_id: int) -> np.ndarray:
-        """``bool[T, T]``: True where every band is nodata (or NaN for floating rasters)."""
+        """``bool[T, T]``: True where every band is nodata or not finite (:mod:`tiling.sources.nodata`)."""
         k, index = self._locate(tile_id)
         return nodata_pixels(np.asarray(self.array(k)[index]), self.meta["rasters"][k]["nodata"])
 

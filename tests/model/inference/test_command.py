@@ -155,7 +155,15 @@ def test_existing_output_needs_overwrite(tmp_path, capsys, ckpt, raster):
     assert_one_line_error(code, err, f"--out {out} already exists; pass --overwrite to replace it")
     assert out.read_text() == "earlier"
     assert predict(capsys, ckpt, raster, out, "--overwrite")[0] == 0
-    assert list(pd.read_csv(out).columns[:5]) == ["x", "y", "diameter", "score", "label"]
+    assert list(pd.read_csv(out).columns[:7]) == [
+        "x",
+        "y",
+        "diameter",
+        "width",
+        "height",
+        "score",
+        "label",
+    ]
 
 
 @pytest.mark.parametrize("name", ["o.shp", "o", "o.kml"])
@@ -171,12 +179,21 @@ def test_unknown_gis_suffix_is_refused_with_the_list(tmp_path, capsys, ckpt, ras
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.tif"]
 
 
-def test_gis_for_a_raster_without_crs_is_refused_before_predicting(tmp_path, capsys):
-    raster = write_geotiff(tmp_path / "plain.tif", square_image(100, []), crs=None)
+@pytest.mark.parametrize(
+    ("georeference", "reason"),
+    [
+        ({"crs": None}, "it has a geotransform but no CRS"),
+        ({"transform": (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)}, "no geotransform"),
+    ],
+)
+def test_gis_for_a_raster_without_map_is_refused_before_predicting(
+    tmp_path, capsys, georeference, reason
+):
+    raster = write_geotiff(tmp_path / "plain.tif", square_image(100, []), **georeference)
     missing = tmp_path / "no.ckpt"  # never opened: the refusal comes first
     code, err = predict(capsys, missing, raster, tmp_path / "o.csv", "--gis", tmp_path / "o.gpkg")
     assert_one_line_error(
-        code, err, f"--gis: {raster} has no map CRS", "drop --gis and use the CSV"
+        code, err, str(raster), "--gis (a GIS file) needs map coordinates", reason, "CSV"
     )
     assert not (tmp_path / "o.csv").exists()
 

@@ -304,7 +304,7 @@ def test_sextractor_columns_one_based(sky_fits, tmp_path):
         (
             {"x": [1, 2], "y": [1, 2], "diameter": [1.0, None]},
             {},
-            r"e.csv: row 3, column 'diameter': value nan is not a finite",
+            r"e.csv: row 3, column 'diameter': empty value",
         ),
         (
             {"x": [1, 2], "y": [1, 2], "diameter": [1.0, "inf"]},
@@ -344,9 +344,11 @@ def test_unreadable_csv(tif, tmp_path):
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00\x81\x9f\nabc\x00\xff")
     (tmp_path / "ragged.csv").write_text('x,y,diameter\n1,2,3\n"4,5,6\n')
-    for name in ("missing.csv", "empty.csv", "bin.csv", "ragged.csv"):
+    for name in ("missing.csv", "empty.csv", "bin.csv"):
         with pytest.raises(CatalogError, match=rf"{name}: cannot read the CSV"):
             read_catalog(tmp_path / name, tif)
+    with pytest.raises(CatalogError, match=r"ragged.csv: row 3 .* never closed"):
+        read_catalog(tmp_path / "ragged.csv", tif)
 
 
 def test_unreadable_raster(tmp_path):

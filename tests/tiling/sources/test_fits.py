@@ -249,3 +249,44 @@ def test_not_a_fits_file_errors(tmp_path):
     path.write_bytes(b"not a fits file at all" * 200)
     with pytest.raises(RasterError, match="cannot open as FITS"):
         FitsRaster(path)
+
+
+# --- damaged files (reliability) ---------------------------------------------------------------
+
+
+@pytest.mark.reliability
+@pytest.mark.filterwarnings("ignore:File may have been truncated")
+def test_truncated_fits_refused_at_open_with_sizes(tmp_path):
+    from tests.faults import cut
+
+    data = np.arange(80 * 100, dtype=np.float32).reshape(80, 100)
+    path = cut(write(tmp_path / "cut.fits", [fits.PrimaryHDU(data)]), 2880 + 10_000)
+    with pytest.raises(
+        RasterError,
+        match=r"cut.fits: truncated FITS file: HDU 0 needs 34880 bytes \(32000 bytes of data "
+        r"from byte 2880\) but the file has 12880 \(22000 missing\)",
+    ):
+        open_raster(path)
+    whole = write(tmp_path / "whole.fits", [fits.PrimaryHDU(data)])
+    with open_raster(whole) as src:  # the untouched file: padded to 2880-byte blocks, fine
+        assert src.read(Window(70, 0, 10, 3))[0, -1, -1] == data[-1, 2]
+    packed = write(
+        tmp_path / "c.fits", [fits.PrimaryHDU(), fits.CompImageHDU(data.astype(np.int16))]
+    )
+    cut(packed, packed.stat().st_size - 3000)
+    with pytest.raises(RasterError, match=r"c.fits: truncated FITS file: HDU 1 needs \d+ bytes"):
+        open_raster(packed)
+
+
+@pytest.mark.reliability
+def test_unreadable_fits_data_names_file_and_rows(tmp_path, monkeypatch, image):
+    path = write(tmp_path / "d.fits", [fits.PrimaryHDU(image)])
+    with open_raster(path) as src:
+
+        class Broken:
+            def __getitem__(self, key):
+                raise OSError("decompression failed")
+
+        monkeypatch.setattr(type(src._hdu), "section", property(lambda self: Broken()))
+        with pytest.raises(RasterError, match=r"d.fits: cannot read HDU 0 rows 5-15, columns 7-27"):
+            src.read(Window(5, 7, 10, 20))

@@ -1,40 +1,85 @@
-import warnings
+"""GDAL rasters: degenerate geotransforms and damaged blocks give one RasterError naming the file."""
 
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
-from rasterio.errors import NotGeoreferencedWarning
 
+from tests.conftest import write_geotiff
+from tests.faults import corrupt_block, noisy_geotiff
 from tiling.catalog import read_catalog
 from tiling.errors import RasterError
 from tiling.sources import Window, open_raster
-from tiling.store import build_tile_store
+
+pytestmark = pytest.mark.reliability
+
+DEGENERATE = {
+    "zero-scale": (0.0, 0.0, 500000.0, 0.0, 0.0, 4000000.0),
+    "zero-row": (1.0, 0.0, 500000.0, 2.0, 0.0, 4000000.0),  # rank 1: not invertible
+    "nan": (float("nan"), 0.0, 0.0, 0.0, -1.0, 0.0),
+}
 
 
-@pytest.fixture
-def png(tmp_path):
-    """A plain RGB PNG from a camera: no CRS, no geotransform."""
-    rng = np.random.default_rng(0)
-    path = tmp_path / "camera.png"
-    Image.fromarray(rng.integers(0, 255, (300, 340, 3), dtype=np.uint8)).save(path)
-    return path
+@pytest.fixture(params=sorted(DEGENERATE))
+def degenerate(request, tmp_path):
+    data = np.zeros((40, 50), np.uint8)
+    return write_geotiff(tmp_path / "bad.tif", data, transform=DEGENERATE[request.param])
 
 
-def test_plain_png_opens_without_warning_storm(png, tmp_path):
-    """Opening, reading, a catalogue and a tile store build raise no NotGeoreferencedWarning."""
-    csv = tmp_path / "camera.csv"
-    pd.DataFrame({"x": [50.0, 200.0], "y": [60.0, 150.0], "diameter": [12.0, 20.0]}).to_csv(
-        csv, index=False
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", NotGeoreferencedWarning)
-        with open_raster(png) as raster:
-            assert raster.world is None and raster.crs_wkt is None
-            assert raster.read(Window(0, 0, 8, 8)).shape == (3, 8, 8)
-        catalog = read_catalog(csv, png)
-        store = build_tile_store([(png, catalog)], tmp_path / "tiles", tile_size=64, overlap=8,
-                                 workers=0)  # fmt: skip
-    assert len(store) > 0 and store.meta["rasters"][0]["crs_wkt"] is None
-    with open_raster(png) as raster, pytest.raises(RasterError, match="only pixel coordinates"):
-        raster.pixel_to_world(np.zeros(1), np.zeros(1))
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"coords": "map"}, "degenerate|non-finite"),
+        ({"coords": "lonlat"}, "degenerate|non-finite"),
+        ({"diameter_unit": "m"}, "degenerate|non-finite"),
+        ({"diameter_unit": "map"}, "degenerate|non-finite"),
+    ],
+)
+def test_degenerate_transform_refused_for_map_work(degenerate, tmp_path, kwargs, match):
+    csv = tmp_path / "c.csv"
+    pd.DataFrame({"x": [10.0], "y": [10.0], "diameter": [2.0]}).to_csv(csv, index=False)
+    with pytest.raises(
+        RasterError, match=rf"bad.tif: its geotransform .*({match}).*refused for map"
+    ):
+        read_catalog(csv, degenerate, **kwargs)
+    df = read_catalog(csv, degenerate)  # pixel work still fine
+    assert df[["x", "y", "diameter"]].to_numpy().tolist() == [[10.0, 10.0, 2.0]]
+
+
+def test_degenerate_raster_has_no_map_coordinates(degenerate):
+    with open_raster(degenerate) as src:
+        assert src.world is None and src.crs_wkt is not None
+        with pytest.raises(RasterError, match=r"bad.tif: a GeoPackage needs map coordinates .*"):
+            src.require_map("a GeoPackage")
+        with pytest.raises(RasterError, match="refused for map work"):
+            src.pixel_size()
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_crs_without_geotransform_is_not_a_map(tmp_path):
+    path = write_geotiff(tmp_path / "id.tif", np.zeros((8, 8), np.uint8), transform=(0,) * 6)
+    with open_raster(path) as src:
+        assert src.world is None
+        assert src.world_problem == "it has a CRS but no geotransform (GDAL reports the identity)"
+
+
+def test_valid_rasters_keep_their_map(tmp_path):
+    path = write_geotiff(tmp_path / "ok.tif", np.zeros((8, 8), np.uint8))
+    with open_raster(path) as src:
+        assert src.world == "map" and src.world_problem is None
+        src.require_map("a GeoPackage")
+
+
+def test_corrupt_block_names_raster_and_window(tmp_path):
+    path = noisy_geotiff(tmp_path / "cor.tif")
+    corrupt_block(path, 1, 2)  # rows 64-128, columns 128-192
+    with open_raster(path) as src:
+        assert src.read(Window(0, 0, 64, 64)).shape == (1, 64, 64)  # intact blocks read
+        with pytest.raises(
+            RasterError, match=r"cor.tif: cannot read window rows 32-160, columns 100-200 .*damaged"
+        ):
+            src.read(Window(32, 100, 128, 100))
+        out = np.empty((1, 64, 256), np.uint8)
+        with pytest.raises(RasterError, match=r"window rows 64-128, columns 0-256"):
+            src.read_into(Window(64, 0, 64, 256), out)
+        with pytest.raises(RasterError, match=r"cor.tif: cannot read an overview"):
+            src.read_overview(256)

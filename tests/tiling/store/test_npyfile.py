@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tiling.errors import TilingError
-from tiling.store import npyfile
+from tiling.store import npyfile, space
 from tiling.store.npyfile import compact_rows, new_npy, npy_header
 
 
@@ -36,8 +36,10 @@ def test_new_npy_reserves_its_blocks_and_reads_back(tmp_path):
 
 def test_new_npy_refuses_a_full_disk_before_writing(tmp_path, monkeypatch):
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(npyfile.shutil, "disk_usage", lambda _: usage(10**9, 10**9, 1000))
-    with pytest.raises(TilingError, match=r"not enough disk space for t\.npy \(0\.00 GB needed"):
+    monkeypatch.setattr(space.shutil, "disk_usage", lambda _: usage(10**9, 10**9, 1000))
+    with pytest.raises(
+        TilingError, match=r"not enough disk space for t\.npy \(4\.10 kB needed, 1\.00 kB free"
+    ):
         new_npy(tmp_path / "t.npy", np.dtype("uint8"), (1, 1, 64, 64))
     assert not (tmp_path / "t.npy").exists()
 
