@@ -1,39 +1,22 @@
 """Write prediction catalogues: CSV, and a GeoPackage in the raster's CRS.
 
-Both writers write to a temporary name in the destination folder and then ``os.replace`` it, so
-an interrupted run never leaves a half-written file under the final name.
+Both writers go through :func:`tiling.atomic.atomic_write` (a temporary name in the destination
+folder, then ``os.replace``), so an interrupted run never leaves a half-written file under the
+final name.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from tiling.atomic import atomic_write
 from tiling.errors import CatalogError
 
 #: Vertices of the circle polygon drawn for each object.
 CIRCLE_VERTICES = 64
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` with a temporary path beside ``path``, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    tmp.unlink()  # the GDAL drivers want to create the file themselves
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:

@@ -25,9 +25,7 @@ import hashlib
 import itertools
 import json
 import logging
-import os
 import re
-import shutil
 import signal
 import threading
 import traceback
@@ -47,6 +45,7 @@ from model.network.anchors import resolve_config
 from model.training.datamodule import TileDataModule
 from model.training.module import RetinaNetModule
 from model.training.trainer import MONITOR, TrainTimer, build_trainer
+from tiling.atomic import copy_atomic, write_text_atomic
 from tiling.errors import ConfigError, RasterDetectError
 
 log = logging.getLogger(__name__)
@@ -112,20 +111,6 @@ def sigint_restored() -> Iterator[None]:
 
 def _is_rank_zero() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def copy_atomic(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` through a temporary file and a rename."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copy2(source, tmp)
-    os.replace(tmp, target)
 
 
 def log_versions(trial_dir: str | Path) -> list[Path]:
@@ -219,14 +204,14 @@ def run_trial(
         log.exception("trial %s failed", trial_dir.name)
         row.update(status="failed", error=f"{type(err).__name__}: {err}")
         if _is_rank_zero():
-            write_atomic(trial_dir / "error.txt", traceback.format_exc())
+            write_text_atomic(trial_dir / "error.txt", traceback.format_exc())
     metrics = read_trial_metrics(trial_dir)
     row.update(best_row(metrics))
     row["trial_dir"] = str(trial_dir)
     if _is_rank_zero():
         if len(metrics):
             metrics.to_csv(trial_dir / "metrics.csv", index=False)
-        write_atomic(trial_dir / "summary.json", json.dumps(row, indent=2, default=str))
+        write_text_atomic(trial_dir / "summary.json", json.dumps(row, indent=2, default=str))
     return row
 
 
@@ -288,7 +273,7 @@ def run_grid(
         if _is_rank_zero():
             output_dir.mkdir(parents=True, exist_ok=True)
             table = order_columns(pd.DataFrame(rows), list(grid))
-            write_atomic(output_dir / "grid_results.csv", table.to_csv(index=False))
+            write_text_atomic(output_dir / "grid_results.csv", table.to_csv(index=False))
     results = order_columns(pd.DataFrame(rows), list(grid))
     if _is_rank_zero():
         _copy_best(results, output_dir)
