@@ -18,6 +18,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from tiling.geometry.splits import SPLITS
 from tiling.store import split_summary
+from tiling.store.interface import TileStoreLike
 
 NODATA_RGB = (1.0, 0.0, 1.0)
 
@@ -33,14 +34,14 @@ def _display(image: np.ndarray, mask: np.ndarray, band_stats: dict[str, Any]) ->
     return rgb
 
 
-def _pick_tiles(store: Any, n: int, seed: int, split: str | None) -> np.ndarray:
+def _pick_tiles(store: TileStoreLike, n: int, seed: int, split: str | None) -> np.ndarray:
     """Up to ``n`` tile ids drawn with ``seed`` (from ``split`` if given), sorted."""
     ids = store.tiles["tile_id"].to_numpy() if split is None else store.split_ids(split)
     chosen = np.random.default_rng(seed).choice(ids, size=min(n, len(ids)), replace=False)
     return np.sort(chosen)
 
 
-def _draw_tile(ax: Any, store: Any, tile_id: int) -> None:
+def _draw_tile(ax: Any, store: TileStoreLike, tile_id: int) -> None:
     """One tile, its boxes and a title ``id raster split``."""
     ax.imshow(_display(store.image(tile_id), store.nodata_mask(tile_id), store.band_stats))
     target = store.target(tile_id)
@@ -57,7 +58,7 @@ def _draw_tile(ax: Any, store: Any, tile_id: int) -> None:
 
 
 def plot_tiles(
-    store: Any,
+    store: TileStoreLike,
     tile_ids: Sequence[int] | None = None,
     n: int = 16,
     seed: int = 0,
@@ -92,7 +93,7 @@ def plot_tiles(
     return fig
 
 
-def plot_split_counts(store: Any) -> Figure:
+def plot_split_counts(store: TileStoreLike) -> Figure:
     """Bars of tiles, empty tiles and boxes per split (from :func:`tiling.store.split_summary`)."""
     summary = split_summary(store)
     fig = Figure(figsize=(8, 3), layout="constrained")
@@ -113,7 +114,7 @@ def plot_split_counts(store: Any) -> Figure:
     return fig
 
 
-def plot_visible_fraction(store: Any, bins: int = 20) -> Figure:
+def plot_visible_fraction(store: TileStoreLike, bins: int = 20) -> Figure:
     """Histogram of the boxes' visible fraction (visible area / full area), stacked by split."""
     split_of = store.tiles.set_index("tile_id")["split"]
     splits = split_of.reindex(store.boxes["tile_id"]).to_numpy()

@@ -10,9 +10,9 @@ Training tiles are drawn by :class:`augment.ContentWeightedSampler` (fewer empty
 labels); augmentation runs on whole batches on the device, in
 ``RetinaNetModule.on_after_batch_transfer``, not here. Validation and test tiles are read in order.
 
-The store is any object with the ``tiling.store.TileStore`` API (``path``, ``tiles``, ``boxes``,
-``labels``, ``tile_size``, ``band_stats``, ``image``, ``nodata_mask``). Datasets pickle only the
-store's class and path, and each DataLoader worker reopens it (memory maps do not pickle).
+The store is any :class:`tiling.store.interface.TileStoreLike` (a ``tiling.store.TileStore``).
+Datasets pickle only the store's class and path, and each DataLoader worker reopens it (memory
+maps do not pickle).
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from torch.utils.data import DataLoader, Dataset
 from augment import ContentWeightedSampler
 from model.config import ModelConfig
 from tiling.errors import ConfigError
+from tiling.geometry.splits import SPLITS
+from tiling.store.format import BOX_COLUMNS
+from tiling.store.interface import TileStoreLike
 
-SPLITS = ("train", "val", "test")
-BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
 Target = dict[str, Tensor]
 
 
@@ -41,15 +42,15 @@ Target = dict[str, Tensor]
 class StoreRef:
     """What a pickled dataset keeps of its store: the class and the folder (reopened on load)."""
 
-    cls: type
+    cls: type[TileStoreLike]
     path: Path
 
     @classmethod
-    def of(cls, store: Any) -> StoreRef:
+    def of(cls, store: TileStoreLike) -> StoreRef:
         """The reference of an open store (``type(store)(store.path)`` reopens it)."""
         return cls(type(store), Path(store.path))
 
-    def open(self) -> Any:
+    def open(self) -> TileStoreLike:
         """Open the store again (in a worker or a spawned process)."""
         return self.cls(self.path)
 
@@ -64,7 +65,7 @@ class TileDataset(Dataset):
     """
 
     def __init__(
-        self, store: Any, tile_ids: Sequence[int] | np.ndarray, fill: Sequence[float]
+        self, store: TileStoreLike, tile_ids: Sequence[int] | np.ndarray, fill: Sequence[float]
     ) -> None:
         self.store = store
         self.tile_ids = np.asarray(tile_ids, dtype=np.int64)
@@ -111,7 +112,7 @@ def collate_tiles(items: Sequence[tuple[Tensor, Target]]) -> tuple[Tensor, list[
     return images, [target for _, target in items]
 
 
-def fill_values(config: ModelConfig, store: Any) -> list[float]:
+def fill_values(config: ModelConfig, store: TileStoreLike) -> list[float]:
     """Nodata fill per band (raw units): ``config.nodata_fill`` when set, else the store's band means.
 
     ``nodata_fill`` is ``image_mean``, or with an input stretch the raw value that stretches to it.
@@ -138,7 +139,7 @@ class TileDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        store: Any,
+        store: TileStoreLike,
         config: ModelConfig,
         *,
         empty_weight: float = 0.1,

@@ -47,6 +47,7 @@ from model.training.module import RetinaNetModule
 from model.training.trainer import MONITOR, TrainTimer, build_trainer
 from tiling.atomic import copy_atomic, write_text_atomic
 from tiling.errors import ConfigError, RasterDetectError
+from tiling.store.interface import TileStoreLike
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
 
 
-def trial_config(base: ModelConfig, params: Mapping[str, Any], store: Any) -> ModelConfig:
+def trial_config(base: ModelConfig, params: Mapping[str, Any], store: TileStoreLike) -> ModelConfig:
     """``base`` with ``params``, the store's classes and tile size, anchors and mean/std resolved."""
     config = base.replace(**params, classes=list(store.labels), tile_size=int(store.tile_size))
     diameters = store.boxes["diameter"].to_numpy(np.float64) if len(store.boxes) else None
@@ -144,7 +145,7 @@ def best_row(metrics: pd.DataFrame, metric: str = MONITOR) -> dict[str, float]:
 
 
 def _fit_and_test(
-    config: ModelConfig, store: Any, trial_dir: Path, options: dict[str, Any]
+    config: ModelConfig, store: TileStoreLike, trial_dir: Path, options: dict[str, Any]
 ) -> dict[str, Any]:
     """Train (resuming from last.ckpt), test the best checkpoint; the summary values.
 
@@ -181,7 +182,7 @@ def _fit_and_test(
 
 
 def run_trial(
-    config: ModelConfig, store: Any, trial_dir: str | Path, **options: Any
+    config: ModelConfig, store: TileStoreLike, trial_dir: str | Path, **options: Any
 ) -> dict[str, Any]:
     """Run one trial into ``trial_dir``; its summary row (status ``done`` or ``failed``).
 
@@ -218,7 +219,7 @@ def run_trial(
 def run_grid(
     base: ModelConfig,
     grid: Mapping[str, Sequence[Any]],
-    store: Any,
+    store: TileStoreLike | str | Path,
     output_dir: str | Path,
     *,
     max_epochs: int | None = None,
@@ -310,7 +311,7 @@ def _finished(trial_dir: Path, retry_failed: bool) -> dict[str, Any] | None:
     return row
 
 
-def _open_store(store: Any) -> Any:
+def _open_store(store: TileStoreLike | str | Path) -> TileStoreLike:
     """A TileStore from a path; any other object is returned as is."""
     if isinstance(store, str | Path):
         from tiling.store import TileStore

@@ -34,6 +34,7 @@ from model.network.factory import build_retinanet
 from model.training.datamodule import TileDataset
 from model.training.metrics import DetectionMetrics
 from tiling.errors import ConfigError
+from tiling.store.interface import TileStoreLike
 
 # The augmentation hook lives in the module on purpose (it needs the device and the training
 # state); Lightning warns about that whenever a DataModule is used. Silence that one message.
@@ -199,7 +200,7 @@ def build_scheduler(
 @torch.no_grad()
 def predict_tiles(
     model: nn.Module | str | Path,
-    store: Any,
+    store: TileStoreLike,
     split: str = "val",
     n: int = 8,
     *,

@@ -40,12 +40,12 @@ from torch import Tensor
 from tiling.errors import CatalogError, ConfigError
 from tiling.geometry.assign import assign_boxes
 from tiling.geometry.grid import boxes_from_catalog, tile_grid
+from tiling.store.format import BOX_COLUMNS
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 SPLIT_MODES = ("raster", "blocks")
-BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
 #: Split code of a tile dropped because it straddles blocks of two splits.
 DROPPED = -1
 

@@ -1,6 +1,6 @@
 """The tile store: tiles of every raster on disk, with their boxes, splits and band statistics.
 
-:func:`build_tile_store` writes ``<out_dir>/<hash>/`` (format in CONTRACTS.md): one
+:func:`build_tile_store` writes ``<out_dir>/<hash>/`` (format in :mod:`tiling.store.format`): one
 ``tiles_<k>.npy`` per raster (``[N_k, C, T, T]`` in the raster's own dtype), ``tiles.parquet``,
 ``boxes.parquet`` and ``meta.json``. The hash covers the parameters (tile filters by their repr)
 and the inputs (each raster's path, size and modification time, each catalogue's content), so an
@@ -41,7 +41,13 @@ from tiling.geometry.splits import (
     check_test_rasters,
 )
 from tiling.sources import open_raster
-from tiling.store.format import FORMAT_VERSION, TILE_COLUMNS, TMP_PATTERN
+from tiling.store.format import (
+    FORMAT_VERSION,
+    TILE_COLUMNS,
+    TMP_PATTERN,
+    tile_array_path,
+    write_tables,
+)
 from tiling.store.npyfile import compact_rows
 from tiling.store.reader import read_into_arrays
 from tiling.store.stats import band_stats
@@ -204,7 +210,7 @@ def build_into(
     filters: Sequence[TileFilter],
     workers: int,
 ) -> None:
-    """Write a complete store into ``folder`` (``meta.json`` last)."""
+    """Write a complete store into ``folder`` (:func:`tiling.store.format.write_tables`)."""
     rasters = [raster_info(path) for path, _ in sources]
     check_rasters(rasters, params)
     labels = sorted({label for _, cat in sources for label in catalog_labels(cat)})
@@ -219,12 +225,10 @@ def build_into(
     keep, report_post = apply_tile_filters(tiles, boxes, post, seed)
     if not keep.all():
         for k in range(len(rasters)):
-            compact_rows(folder / f"tiles_{k}.npy", keep[tiles["array"].to_numpy() == k])
+            compact_rows(tile_array_path(folder, k), keep[tiles["array"].to_numpy() == k])
         tiles = _number_rows(tiles[keep])
     tiles, boxes = _final_ids(tiles, boxes)
-    tiles.to_parquet(folder / "tiles.parquet", index=False)
-    boxes.to_parquet(folder / "boxes.parquet", index=False)
-    arrays = [folder / f"tiles_{k}.npy" for k in range(len(rasters))]
+    arrays = [tile_array_path(folder, k) for k in range(len(rasters))]
     nodata = [r["nodata"] for r in rasters]
     meta = {
         "params": params,
@@ -237,7 +241,7 @@ def build_into(
         "band_stats": band_stats(arrays, nodata, seed=seed),
         "filter_report": pd.concat([report, report_post]).to_dict("records"),
     }
-    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+    write_tables(folder, tiles, boxes, meta)
 
 
 def raster_info(path: str | Path) -> dict[str, Any]:

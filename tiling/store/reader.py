@@ -49,8 +49,9 @@ from tqdm.auto import tqdm
 
 from tiling.errors import TilingError
 from tiling.sources import RasterSource, Window, open_raster
+from tiling.store.format import create_tile_array
 from tiling.store.lanes import Lanes
-from tiling.store.npyfile import new_npy, npy_header
+from tiling.store.npyfile import npy_header
 
 if TYPE_CHECKING:  # pandas is not imported by worker processes
     import pandas as pd
@@ -463,9 +464,8 @@ def read_into_arrays(
     jobs = []
     for k, info in enumerate(rasters):
         rows = tiles[tiles["array"] == k]
-        out = folder / f"tiles_{k}.npy"
         shape = (len(rows), info["count"], tile_size, tile_size)
-        new_npy(out, np.dtype(info["dtype"]), shape)
+        out = create_tile_array(folder, k, info["dtype"], shape)
         offsets = rows[["row", "col"]].to_numpy(np.int64).reshape(-1, 2)
         jobs.append(RasterJob(info["path"], str(out), offsets, tile_size, overlap, info["nodata"]))
     fractions = read_tiles(jobs, workers)

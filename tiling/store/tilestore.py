@@ -12,7 +12,13 @@ import torch
 
 from tiling.errors import ConfigError, TilingError
 from tiling.geometry.splits import SPLITS
-from tiling.store.format import BOX_COLUMNS, REQUIRED_FILES, TMP_PATTERN
+from tiling.store.format import (
+    BOX_COLUMNS,
+    REQUIRED_FILES,
+    TMP_PATTERN,
+    map_tile_array,
+    tile_array_path,
+)
 from tiling.store.reader import nodata_pixels
 
 
@@ -83,7 +89,7 @@ class TileStore:
     def array(self, k: int) -> np.ndarray:
         """The memory-mapped ``tiles_<k>.npy``, ``[N_k, C, T, T]`` (read-only)."""
         if k not in self._arrays:
-            self._arrays[k] = np.load(self.path / f"tiles_{k}.npy", mmap_mode="r")
+            self._arrays[k] = map_tile_array(self.path, k)
         return self._arrays[k]
 
     def image(self, tile_id: int) -> np.ndarray:
@@ -135,9 +141,8 @@ def check_store(path: Path) -> None:
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if not missing:
         n_arrays = len(json.loads((path / "meta.json").read_text()).get("rasters", []))
-        missing = [
-            f"tiles_{k}.npy" for k in range(n_arrays) if not (path / f"tiles_{k}.npy").is_file()
-        ]
+        arrays = [tile_array_path(path, k) for k in range(n_arrays)]
+        missing = [a.name for a in arrays if not a.is_file()]
     if missing:
         raise TilingError(
             f"tile store {path} is incomplete (missing {', '.join(missing)}); delete it and "
