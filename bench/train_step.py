@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from model.config import ModelConfig
-from model.network.anchors import resolve_config
+from model.network.data_settings import resolve_config
 from model.training.datamodule import TileDataModule
 from model.training.module import RetinaNetModule, build_optimizer, drop_degenerate
 

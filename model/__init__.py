@@ -1,7 +1,7 @@
 """The detector: configuration, network, training and grid search, prediction, evaluation.
 
 - ``config``: :class:`~model.config.ModelConfig`, every hyperparameter, validated and saved.
-- ``network``: backbones, the RetinaNet factory, input stretch, data-dependent settings,
+- ``network``: backbones, the RetinaNet factory, anchors, data-dependent settings,
   checkpoints and weights files.
 - ``training``: the data module, the Lightning module, the Trainer, metrics, the grid search.
 - ``inference``: whole-raster prediction (windows, batches, merge) and catalogue writers.

@@ -8,7 +8,7 @@ stored inside every checkpoint (``checkpoint["hyper_parameters"]["config"]``) an
 
 Anchor sizes are in pixels of the tile, one tuple per pyramid level: 5 levels (P3-P7, strides
 8-128) or 6 with ``stride4`` (P2-P7, strides 4-128). ``"auto"`` means "derive them from the
-catalogue's diameters" (``model.network.anchors.resolve_config``); the factory falls back to
+catalogue's diameters" (``model.network.data_settings.resolve_config``); the factory falls back to
 :func:`default_anchor_sizes` when it meets an unresolved ``"auto"``.
 
 ``input_stretch`` (for high-dynamic-range data, e.g. float FITS) maps each band to ``[0, 1]`` with a
@@ -93,7 +93,7 @@ class ModelConfig:
 
     With ``input_stretch != "none"``, ``stretch_params`` is ``{"kind": input_stretch, "low": [C],
     "high": [C]}`` (+ ``"a"`` for asinh/log): the :class:`tiling.radiometry.stretch.Stretch` applied to the raw
-    bands, filled from the tile store's band statistics by ``model.network.anchors.resolve_config`` (None
+    bands, filled from the tile store's band statistics by ``model.network.data_settings.resolve_config`` (None
     until then; the factory refuses to build without it). ``"none"`` needs ``stretch_params=None``.
     """
 

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from tiling.geometry.splits import SPLITS
+from tiling.radiometry.stretch import LinearStretch
 from tiling.store import split_summary
 from tiling.store.interface import TileStoreLike
 
@@ -26,9 +27,9 @@ NODATA_RGB = (1.0, 0.0, 1.0)
 def _display(image: np.ndarray, mask: np.ndarray, band_stats: dict[str, Any]) -> np.ndarray:
     """``image[C, T, T]`` as ``[T, T, 3]`` RGB in ``[0, 1]``, nodata pixels in magenta."""
     bands = 3 if image.shape[0] >= 3 else 1
-    lo = np.asarray(band_stats["percentiles"]["2"][:bands], dtype=np.float64)[:, None, None]
-    hi = np.asarray(band_stats["percentiles"]["98"][:bands], dtype=np.float64)[:, None, None]
-    shown = np.clip((image[:bands].astype(np.float64) - lo) / np.where(hi > lo, hi - lo, 1), 0, 1)
+    percentiles = band_stats["percentiles"]
+    stretch = LinearStretch(tuple(percentiles["2"][:bands]), tuple(percentiles["98"][:bands]))
+    shown = stretch.apply(image[:bands], fill=None, dtype=np.float64)
     rgb = np.repeat(shown, 3 // bands, axis=0).transpose(1, 2, 0)
     rgb[mask] = NODATA_RGB
     return rgb

@@ -41,7 +41,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.multiprocessing.spawn import ProcessException
 
 from model.config import ModelConfig
-from model.network.anchors import resolve_config
+from model.network.data_settings import resolve_config
 from model.training.datamodule import TileDataModule
 from model.training.module import RetinaNetModule
 from model.training.trainer import MONITOR, TrainTimer, build_trainer

@@ -52,7 +52,7 @@ class RetinaNetModule(pl.LightningModule):
     """Lightning wrapper of ``build_retinanet(config)`` (kept as ``self.model``).
 
     Args:
-        config: a concrete ModelConfig (anchors resolved: see ``model.network.anchors.resolve_config``),
+        config: a concrete ModelConfig (anchors resolved: see ``model.network.data_settings.resolve_config``),
             or its ``to_dict()`` (as Lightning passes it back from a checkpoint).
         pr_score_thresh: score threshold of precision/recall/F1; default ``config.score_thresh``.
     """
@@ -66,7 +66,7 @@ class RetinaNetModule(pl.LightningModule):
         if config.anchor_sizes == "auto":
             raise ConfigError(
                 'RetinaNetModule needs concrete anchors but config.anchor_sizes="auto"; resolve '
-                "it first with model.network.anchors.resolve_config(config, diameters, band_stats)."
+                "it first with model.network.data_settings.resolve_config(config, diameters, band_stats)."
             )
         self.config = config
         self.save_hyperparameters({"config": config.to_dict()})
