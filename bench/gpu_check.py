@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tiling.sources import configure_gdal
+
 CONFIGS: dict[str, dict[str, Any]] = {
     "base": {},
     "group": {"norm": "group"},
@@ -210,6 +212,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    configure_gdal()  # as the notebook and the command line do
     {"sweep": sweep, "predict": predict}[args.cmd](args)
 
 

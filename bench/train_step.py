@@ -29,6 +29,7 @@ from model.config import ModelConfig
 from model.network.data_settings import resolve_config
 from model.training.datamodule import TileDataModule
 from model.training.module import RetinaNetModule, build_optimizer, drop_degenerate
+from tiling.sources import configure_gdal
 
 OUT = Path(__file__).parent / "out"
 
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
+    configure_gdal()  # as the notebook and the command line do
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(

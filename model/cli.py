@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from tiling.errors import RasterDetectError
+from tiling.sources import configure_gdal
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``raster-detect``; returns the exit code (2 on a project error)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure_gdal()  # GDAL's block cache capped unless the user set GDAL_CACHEMAX
     try:
         return int(args.run(args))
     except RasterDetectError as err:

@@ -43,7 +43,7 @@ from torch.multiprocessing.spawn import ProcessException
 from model.config import ModelConfig
 from model.network.data_settings import resolve_config
 from model.training.datamodule import TileDataModule
-from model.training.module import RetinaNetModule
+from model.training.module import RetinaNetModule, hook_warning_silenced
 from model.training.trainer import MONITOR, TrainTimer, build_trainer
 from tiling.atomic import copy_atomic, write_text_atomic
 from tiling.errors import ConfigError, RasterDetectError
@@ -161,7 +161,7 @@ def _fit_and_test(
     timer = TrainTimer()
     callbacks = [timer, *options.pop("callbacks", ())]
     trainer = build_trainer(config, trial_dir, version=version, callbacks=callbacks, **options)
-    with sigint_restored():
+    with sigint_restored(), hook_warning_silenced():
         trainer.fit(
             module,
             datamodule=data,
@@ -174,7 +174,7 @@ def _fit_and_test(
     values: dict[str, Any] = {"epochs": trainer.current_epoch, "train_time_s": timer.total()}
     if data.has_split("test") and best:
         tester = build_trainer(config, trial_dir, version=f"{version}_test", **options)
-        with sigint_restored():
+        with sigint_restored(), hook_warning_silenced():
             tested = tester.test(module, datamodule=data, ckpt_path=best, weights_only=True)
         values.update(tested[0])
     values["checkpoint"] = best

@@ -18,8 +18,9 @@ The config is stored as a plain dict (``checkpoint["hyper_parameters"]["config"]
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +37,25 @@ from model.training.metrics import DetectionMetrics
 from tiling.errors import ConfigError
 from tiling.store.interface import TileStoreLike
 
-# The augmentation hook lives in the module on purpose (it needs the device and the training
-# state); Lightning warns about that whenever a DataModule is used. Silence that one message.
-warnings.filterwarnings(
-    "ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule`"
-)
-
 Batch = tuple[Tensor, list[dict[str, Tensor]]]
 MIN_BOX_SIDE = 1e-2  # px; torchvision rejects boxes with x2 <= x1 or y2 <= y1
 WARMUP_FRACTION = 0.05  # of the steps, linear warm-up before the cosine decay
 MAX_WARMUP_STEPS = 500
+
+
+@contextlib.contextmanager
+def hook_warning_silenced() -> Iterator[None]:
+    """Inside: Lightning's note that ``on_after_batch_transfer`` is overridden goes unshown.
+
+    The augmentation hook lives in the module on purpose (it needs the device and the training
+    state); Lightning warns about that whenever a DataModule is used. The filter holds only for
+    the ``with`` block (a fit or a test), never for the importing process.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule`"
+        )
+        yield
 
 
 class RetinaNetModule(pl.LightningModule):
