@@ -33,7 +33,7 @@ from torchvision.models.detection.retinanet import RetinaNetClassificationHead, 
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import sigmoid_focal_loss
 
-from model.config import ModelConfig, default_anchor_sizes
+from model.config import HEAD_NORM_GROUPS, ModelConfig, default_anchor_sizes
 from model.network.backbones import build_backbone
 from tiling.errors import ConfigError
 from tiling.radiometry.stretch import Stretch
@@ -246,9 +246,12 @@ def input_transform(config: ModelConfig, mean: list[float], std: list[float]) ->
 
 
 def _head_norm(config: ModelConfig) -> dict[str, Any]:
-    """GroupNorm(32) in the head convolutions with ``norm="group"`` (as RetinaNet v2), else none."""
+    """GroupNorm(32) in the head convolutions with ``norm="group"`` (as RetinaNet v2), else none.
+
+    ``ModelConfig`` checks that ``fpn_channels`` divides into :data:`HEAD_NORM_GROUPS` groups.
+    """
     if config.norm == "group":
-        return {"norm_layer": functools.partial(nn.GroupNorm, 32)}
+        return {"norm_layer": functools.partial(nn.GroupNorm, HEAD_NORM_GROUPS)}
     return {}
 
 

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from augment import ContentWeightedSampler
 from model.config import ModelConfig
+from model.run_config import RunConfig
 from tiling.errors import ConfigError
 from tiling.geometry.splits import SPLITS
 from tiling.store.format import BOX_COLUMNS
@@ -59,7 +60,7 @@ class TileDataset(Dataset):
     """Map-style dataset over some tiles of a store.
 
     Args:
-        store: a TileStore (or an object with its API).
+        store: the tile store.
         tile_ids: int64[N] tile ids; item ``i`` is tile ``tile_ids[i]``.
         fill: nodata fill value per band (raw units), e.g. the band means.
     """
@@ -127,14 +128,16 @@ class TileDataModule(pl.LightningDataModule):
     """Train/val/test DataLoaders over a tile store's splits.
 
     Args:
-        store: a TileStore (or an object with its API).
-        config: batch size, worker count, seed and the nodata fill come from it.
+        store: the tile store.
+        config: batch size, seed and the nodata fill come from it.
+        run: the loader workers (``num_workers``) and, for ``pin_memory``, the accelerator;
+            default ``RunConfig()``.
         empty_weight: sampling weight of a tile without objects (see ContentWeightedSampler).
         label_weight: ``"balanced"`` (rare labels drawn more often), ``None``, or a dict.
         size_weight: favour large (> 0) or small (< 0) objects when drawing tiles.
         samples_per_epoch: training tiles drawn per epoch (default: the number of train tiles).
         pin_memory: pinned host memory; default True when CUDA is available and not disabled by
-            ``config.accelerator="cpu"``.
+            ``run.accelerator="cpu"``.
     """
 
     def __init__(
@@ -142,6 +145,7 @@ class TileDataModule(pl.LightningDataModule):
         store: TileStoreLike,
         config: ModelConfig,
         *,
+        run: RunConfig | None = None,
         empty_weight: float = 0.1,
         label_weight: str | dict[str, float] | None = "balanced",
         size_weight: float = 0.0,
@@ -151,6 +155,7 @@ class TileDataModule(pl.LightningDataModule):
         super().__init__()
         self.store = store
         self.config = config
+        self.run = run or RunConfig()
         self.sampler_options: dict[str, Any] = {
             "empty_weight": empty_weight,
             "label_weight": label_weight,
@@ -158,7 +163,7 @@ class TileDataModule(pl.LightningDataModule):
             "num_samples": samples_per_epoch,
         }
         if pin_memory is None:
-            pin_memory = torch.cuda.is_available() and config.accelerator != "cpu"
+            pin_memory = torch.cuda.is_available() and self.run.accelerator != "cpu"
         self.pin_memory = pin_memory
         self.datasets: dict[str, TileDataset] = {}
 
@@ -197,7 +202,7 @@ class TileDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, sampler: Any = None) -> DataLoader:
         dataset = self.nonempty_dataset(split)
-        workers = self.config.num_workers
+        workers = self.run.num_workers
         return DataLoader(
             dataset,
             batch_size=self.config.batch_size,

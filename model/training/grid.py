@@ -12,7 +12,8 @@ Layout under ``output_dir``::
     trials/<id>/error.txt             the traceback of a failed trial
 
 The trial id is a short hash of everything that defines the trial (its concrete config, the
-store and the epoch/batch limits), so the same call finds its trials again. Running
+store and the epoch/batch limits; not the hardware and workers of the ``RunConfig``), so the same
+call finds its trials again, on any machine. Running
 :func:`run_grid` again skips trials whose ``summary.json`` exists, resumes an interrupted trial
 from its ``last.ckpt``, and records a failing trial's error without stopping the others
 (KeyboardInterrupt and SystemExit still stop everything).
@@ -42,6 +43,7 @@ from torch.multiprocessing.spawn import ProcessException
 
 from model.config import ModelConfig
 from model.network.data_settings import resolve_config
+from model.run_config import RUN_FIELDS, RunConfig
 from model.training.datamodule import TileDataModule
 from model.training.module import RetinaNetModule, hook_warning_silenced
 from model.training.trainer import MONITOR, TrainTimer, build_trainer
@@ -69,6 +71,11 @@ STORE_FIELDS = ("classes", "tile_size")  # set from the store, not searchable
 def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """The product of the grid's lists, in order: ``{"lr": [1, 2], "bs": [3]}`` -> 2 dicts."""
     for key, values in grid.items():
+        if key in RUN_FIELDS:
+            raise ConfigError(
+                f"grid[{key!r}] cannot be searched: {key} is a run setting (RunConfig), not part "
+                "of the model; pass run=RunConfig(...) to run_grid and run the grid once per value."
+            )
         if key in STORE_FIELDS:
             raise ConfigError(
                 f"grid[{key!r}] cannot be searched: {key} is set from the tile store; build one "
@@ -154,7 +161,7 @@ def _fit_and_test(
     """
     pl.seed_everything(config.seed, workers=True, verbose=False)
     module = RetinaNetModule(config)
-    data = TileDataModule(store, config, **options.pop("data_options", {}))
+    data = TileDataModule(store, config, run=options.get("run"), **options.pop("data_options", {}))
     last = trial_dir / "checkpoints" / "last.ckpt"
     runs = [f for f in log_versions(trial_dir) if not f.name.endswith("_test")]
     version = f"run{len(runs)}"
@@ -222,6 +229,7 @@ def run_grid(
     store: TileStoreLike | str | Path,
     output_dir: str | Path,
     *,
+    run: RunConfig | None = None,
     max_epochs: int | None = None,
     limit_batches: int | float | None = None,
     retry_failed: bool = False,
@@ -237,6 +245,8 @@ def run_grid(
             ``base`` alone.
         store: the tile store (a TileStore, or a path to open with it).
         output_dir: where the trials and tables go (layout in the module docstring).
+        run: hardware and loader workers (default ``RunConfig()``); not part of a trial's id, so
+            a finished trial is not trained again on other hardware or with other workers.
         max_epochs: overrides the config's ``max_epochs`` (e.g. a smoke run).
         limit_batches: batches per epoch for train/val/test (int or fraction); None = all.
         retry_failed: run trials recorded as failed again (default: keep their error).
@@ -257,6 +267,7 @@ def run_grid(
     configs = [trial_config(base, params, store) for params in combos]  # fail fast on bad values
     extra = {"store": Path(store.path).name, "max_epochs": max_epochs, "limit": limit_batches}
     options = {
+        "run": run or RunConfig(),
         "max_epochs": max_epochs,
         "limit_batches": limit_batches,
         "enable_progress_bar": enable_progress_bar,
