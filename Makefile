@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR := runs/$(shell date +%Y%m%d-%H%M%S)
 PARAMS ?=
 
-.PHONY: install data run run-starfield test lint clean
+.PHONY: install data run run-starfield test lint typecheck clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,7 +45,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+# mypy on tiling, augment, model, plots ([tool.mypy] in pyproject.toml)
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: lint typecheck
 	$(VENV)/bin/pytest -n 2
 
 clean:

@@ -17,7 +17,6 @@ a number written as a string (``"1e-3"``, as PyYAML reads ``1e-3``) is named as 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import types
 from dataclasses import dataclass
@@ -63,17 +62,21 @@ def validate_fields(instance: Any) -> None:
     Raises:
         ConfigError: the first field whose value its annotation does not allow.
     """
-    owner = type(instance).__name__
-    for field in dataclasses.fields(instance):
-        check = _checks(type(instance)).get(field.name)
-        value = getattr(instance, field.name)
-        if check is not None and not check[0](value):
-            raise config_error(owner, field.name, value, check[1])
+    cls = type(instance)
+    if cls not in _CHECKS:
+        _CHECKS[cls] = _checks(cls)
+    for name, (holds, allowed) in _CHECKS[cls].items():
+        value = getattr(instance, name)
+        if not holds(value):
+            raise config_error(cls.__name__, name, value, allowed)
 
 
-@functools.cache
+#: Per dataclass: the checks of its fields, built once from its annotations.
+_CHECKS: dict[type, dict[str, tuple[Any, str]]] = {}
+
+
 def _checks(cls: type) -> dict[str, tuple[Any, str]]:
-    """Per field: ``(predicate, description)`` built once from the class's annotations."""
+    """Per field: ``(predicate, description)`` from the class's annotations."""
     hints = get_type_hints(cls, include_extras=True)
     out = {}
     for field in dataclasses.fields(cls):

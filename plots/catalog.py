@@ -26,7 +26,7 @@ def display_stretch(
     mask = np.isnan(bands).any(0)
     if nodata is not None and not np.isnan(nodata):
         mask |= (bands == nodata).all(0)
-    out = np.zeros(bands.shape, float)
+    out: np.ndarray = np.zeros(bands.shape, float)
     if not mask.all():
         stretch = fit_stretch("linear", bands[:, ~mask], p_low=pct[0], p_high=pct[1])
         out = stretch.apply(bands, dtype=np.float64)

@@ -123,7 +123,7 @@ def plot_visible_fraction(store: TileStoreLike, bins: int = 20) -> Figure:
     fig = Figure(figsize=(5, 3), layout="constrained")
     ax = fig.subplots()
     data = [visible[splits == s] for s in SPLITS]
-    ax.hist(data, bins=np.linspace(0, 1, bins + 1), stacked=True, label=list(SPLITS))
+    ax.hist(data, bins=np.linspace(0, 1, bins + 1).tolist(), stacked=True, label=list(SPLITS))
     min_visible = store.meta.get("params", {}).get("min_visible")
     if min_visible is not None:
         ax.axvline(min_visible, color="k", ls="--", lw=1, label=f"min_visible={min_visible}")

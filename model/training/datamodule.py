@@ -104,7 +104,12 @@ class TileDataset(Dataset):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.store = self.store.open()
+        self.store = _reopen(state["store"])
+
+
+def _reopen(ref: StoreRef) -> TileStoreLike:
+    """The store a pickled :class:`StoreRef` names, opened in this process."""
+    return ref.open()
 
 
 def collate_tiles(items: Sequence[tuple[Tensor, Target]]) -> tuple[Tensor, list[Target]]:
@@ -172,7 +177,7 @@ class TileDataModule(pl.LightningDataModule):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.store = self.store.open()
+        self.store = _reopen(state["store"])
 
     def split_rows(self, split: str) -> Any:
         """The rows of ``store.tiles`` in ``split`` (a DataFrame, in store order)."""

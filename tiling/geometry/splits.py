@@ -62,7 +62,7 @@ def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
             f"split_fractions={tuple(fractions)} must be three numbers >= 0 (train, val, test) "
             "that sum to 1, e.g. (0.7, 0.15, 0.15)"
         )
-    return values  # type: ignore[return-value]
+    return values
 
 
 def split_counts(n: int, fractions: Sequence[float]) -> np.ndarray:

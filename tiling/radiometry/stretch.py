@@ -146,7 +146,7 @@ class Stretch:
         """Rebuild a stretch written by :meth:`to_dict`."""
         data = dict(data)
         kind = data.pop("kind", None)
-        cls = STRETCHES.get(kind)  # type: ignore[arg-type]
+        cls = STRETCHES.get(kind)
         if cls is None:
             raise ConfigError(f"stretch kind {kind!r} unknown; use one of {sorted(STRETCHES)}")
         names = {f.name for f in fields(cls)}

@@ -60,9 +60,12 @@ def create_tile_array(
     return path
 
 
-def map_tile_array(folder: str | Path, k: int, *, writable: bool = False) -> np.ndarray:
+def map_tile_array(folder: str | Path, k: int, *, writable: bool = False) -> np.memmap:
     """``tiles_<k>.npy`` memory-mapped, ``[N, C, T, T]`` (read-only unless ``writable``)."""
-    return np.load(tile_array_path(folder, k), mmap_mode="r+" if writable else "r")
+    array = np.load(tile_array_path(folder, k), mmap_mode="r+" if writable else "r")
+    if not isinstance(array, np.memmap):
+        raise TilingError(f"{tile_array_path(folder, k)} is not a .npy file that can be mapped")
+    return array
 
 
 def write_tables(

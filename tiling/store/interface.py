@@ -34,6 +34,10 @@ class TileStoreLike(Protocol):
     tiles: pd.DataFrame
     boxes: pd.DataFrame
 
+    def __init__(self, path: str | Path) -> None:
+        """Open the store at ``path`` (how workers reopen it: ``type(store)(store.path)``)."""
+        ...
+
     @property
     def labels(self) -> list[str]:
         """Label names; a box's ``label_id`` indexes this list."""

@@ -267,7 +267,7 @@ def nodata_pixels(strip: np.ndarray, nodata: float | None) -> np.ndarray:
     bad = np.isnan(strip) if is_float else np.zeros(strip.shape, dtype=bool)
     if nodata is not None and not np.isnan(nodata):
         bad |= strip == nodata
-    return bad.all(axis=0)
+    return np.asarray(bad.all(axis=0))
 
 
 def _tile_fractions(mask: np.ndarray, cols: Sequence[int], size: int) -> np.ndarray:
@@ -352,7 +352,7 @@ def _write_rows(fd: int, header: int, dest: Sequence[int], tiles: np.ndarray) ->
     d = np.asarray(dest)
     breaks = np.flatnonzero(np.diff(d) != 1) + 1
     for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(d)], strict=True):
-        data = memoryview(tiles[lo:hi]).cast("B")
+        data = tiles[lo:hi].data.cast("B")  # a C-contiguous run of rows
         offset, done = header + int(d[lo]) * row_bytes, 0
         while done < len(data):
             done += os.pwrite(fd, data[done:], offset + done)

@@ -19,6 +19,7 @@ from tiling.store.format import (
     map_tile_array,
     tile_array_path,
 )
+from tiling.store.interface import TileStoreLike
 from tiling.store.reader import nodata_pixels
 
 
@@ -38,7 +39,7 @@ class TileStore:
         self.meta: dict[str, Any] = json.loads((self.path / "meta.json").read_text())
         self.tiles = pd.read_parquet(self.path / "tiles.parquet")
         self.boxes = pd.read_parquet(self.path / "boxes.parquet")
-        self._arrays: dict[int, np.ndarray] = {}
+        self._arrays: dict[int, np.memmap] = {}
         self._pos = pd.Index(self.tiles["tile_id"].to_numpy())
         self._where = self.tiles[["array", "index"]].to_numpy(np.int64)
         order = np.argsort(self.boxes["tile_id"].to_numpy(), kind="stable")
@@ -86,7 +87,7 @@ class TileStore:
         k, index = self._where[pos]
         return int(k), int(index)
 
-    def array(self, k: int) -> np.ndarray:
+    def array(self, k: int) -> np.memmap:
         """The memory-mapped ``tiles_<k>.npy``, ``[N_k, C, T, T]`` (read-only)."""
         if k not in self._arrays:
             self._arrays[k] = map_tile_array(self.path, k)
@@ -150,7 +151,7 @@ def check_store(path: Path) -> None:
         )
 
 
-def split_summary(store: TileStore) -> pd.DataFrame:
+def split_summary(store: TileStoreLike) -> pd.DataFrame:
     """Tiles, boxes and empty tiles per split, and boxes per label (for the notebook).
 
     Returns:
