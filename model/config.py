@@ -30,7 +30,6 @@ import dataclasses
 import itertools
 import json
 import logging
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +39,7 @@ import numpy as np
 import yaml
 
 from model.run_config import RUN_FIELDS
-from model.validation import Range, config_error, validate_fields
+from model.validation import Range, config_error, is_real, validate_fields
 from tiling.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -371,16 +370,12 @@ def _validate_stretch(cfg: ModelConfig) -> None:
             f'kind "{cfg.input_stretch}" (input_stretch) and {cfg.in_channels} low/high values '
             "(in_channels)",
         )
-    if not all(_finite(v) for v in numbers) or any(
+    if not all(is_real(v) for v in numbers) or any(
         h < lo for lo, h in zip(stretch.low, stretch.high, strict=True)
     ):
         raise _fail("stretch_params", params, "finite numbers with low <= high in every band")
     if "a" in params and (params["a"] <= 0 or cfg.stretch_a not in (None, params["a"])):
         raise _fail("stretch_params", params, f'"a" > 0 and equal to stretch_a={cfg.stretch_a}')
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _validate_anchors(cfg: ModelConfig) -> None:
@@ -416,4 +411,4 @@ def _validate_anchors(cfg: ModelConfig) -> None:
 
 
 def _positive(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return is_real(value) and value > 0

@@ -112,12 +112,14 @@ def _rule(hint: Any) -> tuple[Any, str] | None:
     return _SIMPLE.get(hint)
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An ``int`` that is not a ``bool``."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_real(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+def is_real(value: Any) -> bool:
+    """A finite ``int`` or ``float`` (not a ``bool``)."""
+    return (is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
 def _is_number_text(text: str) -> bool:
@@ -129,8 +131,8 @@ def _is_number_text(text: str) -> bool:
 
 
 _SIMPLE: dict[Any, tuple[Any, str]] = {
-    int: (_is_int, "an integer"),
-    float: (_is_real, "a finite number"),
+    int: (is_int, "an integer"),
+    float: (is_real, "a finite number"),
     bool: (lambda v: isinstance(v, bool), "true or false"),
     str: (lambda v: isinstance(v, str), "a string"),
 }
