@@ -12,7 +12,7 @@ LAB_ARGS ?= --no-browser
 RUN_DIR := runs/$(shell date +%Y%m%d-%H%M%S)
 PARAMS ?=
 
-.PHONY: install install-lab data run run-starfield run-moon lab test lint clean
+.PHONY: install install-lab data run run-starfield run-moon lab test lint typecheck clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -75,7 +75,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint $(LAB_STAMP)
+# mypy on tiling, augment, model, plots ([tool.mypy] in pyproject.toml)
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: lint typecheck $(LAB_STAMP)
 	$(VENV)/bin/pytest -n 2
 
 clean:

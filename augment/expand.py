@@ -1,8 +1,8 @@
 """Offline expansion: write a new tile store holding the originals plus augmented copies.
 
-The output has the tile store's on-disk format (``tiles_<k>.npy``, ``tiles.parquet``,
-``boxes.parquet``, ``meta.json``; see ``tiling/store.py``), written into a temporary folder and
-renamed when complete, so ``TileStore(path)`` opens it. Per raster array ``k``: first every
+The output is a tile store (``tiles_<k>.npy``, ``tiles.parquet``, ``boxes.parquet``, ``meta.json``)
+written by the store's own writer (:mod:`tiling.store.format`) into a temporary folder and renamed
+when complete, so ``TileStore(path)`` opens it. Per raster array ``k``: first every
 original tile (unchanged), then ``copies`` augmented copies of each tile whose split is in
 ``splits`` (default: train only, so validation and test stay untouched). Two columns are added to
 ``tiles.parquet``: ``source_tile_id`` and ``augment_copy`` (0 = original); ``row``/``col``/``split``/
@@ -30,16 +30,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from numpy.lib.format import open_memmap
 
 from augment.base import Transform
 from augment.recipe import build_transform, recipe_to_dict
 from tiling.errors import ConfigError
 from tiling.progress import progress_bar
+from tiling.store.format import (
+    BOX_COLUMNS,
+    OBJECT_SIZE_COLUMNS,
+    create_tile_array,
+    map_tile_array,
+    write_tables,
+)
+from tiling.store.interface import TileStoreLike
 
 log = logging.getLogger(__name__)
-BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
-SIZE_KEYS = ("diameter", "width", "height")  # the whole object's size (tiling.store.format)
 
 
 def cast_to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -52,7 +57,7 @@ def cast_to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def expand_store(
-    store: Any,
+    store: TileStoreLike,
     out_dir: str | Path,
     recipe: str | dict[str, Any] | Transform,
     copies: int,
@@ -64,8 +69,7 @@ def expand_store(
     """Write the originals of ``store`` plus ``copies`` augmented copies of its ``splits`` tiles.
 
     Args:
-        store: a ``TileStore`` (or any object with ``path``, ``meta``, ``tiles``, ``boxes``,
-            ``labels`` and ``image(tile_id) -> ndarray[C, T, T]``).
+        store: the source store.
         out_dir: parent folder; the store goes to ``<out_dir>/expanded-<hash>`` where the hash
             covers the source path, recipe, copies, seed and splits (an existing one is reused).
         recipe: augmentation recipe (name, dict or transform).
@@ -105,24 +109,27 @@ def expand_store(
 
 
 def _write(
-    store: Any, folder: Path, transform: Transform, spec: dict[str, Any], batch_size: int
+    store: TileStoreLike, folder: Path, transform: Transform, spec: dict[str, Any], batch_size: int
 ) -> None:
     """Write arrays, tables and meta of the expanded store into ``folder``."""
     writer = _Writer(store, folder, transform, spec, batch_size)
     for k, group in store.tiles.groupby("array", sort=True):
         writer.write_array(int(k), group.sort_values("index"))
-    pd.concat(writer.tile_rows, ignore_index=True).to_parquet(folder / "tiles.parquet", index=False)
-    boxes_out = pd.concat(writer.box_rows, ignore_index=True)[list(store.boxes.columns)]
-    boxes_out.to_parquet(folder / "boxes.parquet", index=False)
-    meta = {**store.meta, "expansion": spec}
-    (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+    tiles = pd.concat(writer.tile_rows, ignore_index=True)
+    boxes = pd.concat(writer.box_rows, ignore_index=True)[list(store.boxes.columns)]
+    write_tables(folder, tiles, boxes, {**store.meta, "expansion": spec})
 
 
 class _Writer:
     """Accumulates the new tables while writing one ``tiles_<k>.npy`` after the other."""
 
     def __init__(
-        self, store: Any, folder: Path, transform: Transform, spec: dict[str, Any], batch_size: int
+        self,
+        store: TileStoreLike,
+        folder: Path,
+        transform: Transform,
+        spec: dict[str, Any],
+        batch_size: int,
     ) -> None:
         self.store, self.folder, self.transform, self.spec = store, folder, transform, spec
         self.batch_size = batch_size
@@ -138,7 +145,8 @@ class _Writer:
         sources = [group] + [aug] * self.spec["copies"]
         first = np.asarray(self.store.image(int(group["tile_id"].iloc[0])))
         shape = (sum(len(s) for s in sources), *first.shape)
-        array = open_memmap(self.folder / f"tiles_{k}.npy", "w+", first.dtype, shape)
+        create_tile_array(self.folder, k, first.dtype, shape)
+        array = map_tile_array(self.folder, k, writable=True)
         start = 0
         for copy, src in enumerate(sources):
             for lo in progress_bar(
@@ -170,7 +178,7 @@ class _Writer:
 
 
 def _augment(
-    store: Any,
+    store: TileStoreLike,
     chunk: pd.DataFrame,
     boxes_by_tile: dict[int, pd.DataFrame],
     transform: Transform | None,
@@ -192,7 +200,7 @@ def _augment(
         rows = source.iloc[t["box_index"].numpy()].assign(tile_id=i)
         rows[BOX_COLUMNS] = t["boxes"].numpy().astype(np.float32)
         area = (rows["xmax"] - rows["xmin"]) * (rows["ymax"] - rows["ymin"])
-        for key in SIZE_KEYS:
+        for key in OBJECT_SIZE_COLUMNS:
             if key in t:
                 rows[key] = t[key].numpy().astype(np.float32)
         whole = rows["width"] * rows["height"] if "width" in t else rows["diameter"] ** 2
@@ -203,7 +211,9 @@ def _augment(
 
 def _target(rows: pd.DataFrame) -> dict[str, torch.Tensor]:
     """A transform target for one tile's box rows; ``box_index`` = row position in the chunk."""
-    sizes = {k: torch.tensor(rows[k].to_numpy(np.float32)) for k in SIZE_KEYS if k in rows}
+    sizes = {
+        k: torch.tensor(rows[k].to_numpy(np.float32)) for k in OBJECT_SIZE_COLUMNS if k in rows
+    }
     return {
         "boxes": torch.tensor(rows[BOX_COLUMNS].to_numpy(np.float32)).reshape(-1, 4),
         "labels": torch.tensor(rows["label_id"].to_numpy(np.int64)),

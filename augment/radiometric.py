@@ -40,6 +40,7 @@ from torch import Tensor
 
 from augment.base import PackedTargets, Params, Transform, uniform
 from tiling.errors import ConfigError
+from tiling.radiometry.stretch import linear_map
 
 EPS = 1e-12
 QUANTILE_PIXELS = 16384
@@ -300,7 +301,5 @@ class PercentileStretch(Radiometric):
         ql, qh = band_quantiles(images, q)[..., None, None].unbind(2)
         lo = images.amin(dim=(-2, -1), keepdim=True)
         hi = images.amax(dim=(-2, -1), keepdim=True)
-        span = qh - ql
-        scaled = lo + (images - ql) * (hi - lo) / span.clamp_min(EPS)
-        out = torch.minimum(torch.maximum(scaled, lo), hi)
-        return torch.where(span > 0, out, images), targets
+        out = linear_map(images, ql, qh, lo, hi)  # the project's one linear stretch
+        return torch.where(qh > ql, out, images), targets

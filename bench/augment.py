@@ -100,7 +100,7 @@ def augmentation_rates(batches: int) -> dict[str, float]:
 def build_model() -> nn.Module:
     """The notebook's default detector: ResNet-18, FPN 128, GroupNorm, 1 band, 256 px, 2 classes."""
     from model.config import ModelConfig
-    from model.network.anchors import resolve_config
+    from model.network.data_settings import resolve_config
     from model.network.factory import build_retinanet
 
     config = ModelConfig(in_channels=1, classes=["fresh", "degraded"], fpn_channels=128)

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tiling.sources import configure_gdal
+
 CONFIGS: dict[str, dict[str, Any]] = {
     "base": {},
     "group": {"norm": "group"},
@@ -86,6 +88,7 @@ def sweep(args: argparse.Namespace) -> None:
     import torch
 
     from model.config import ModelConfig
+    from model.run_config import RunConfig
     from model.training.grid import run_grid
 
     logging.basicConfig(level=logging.WARNING)
@@ -96,9 +99,9 @@ def sweep(args: argparse.Namespace) -> None:
     accelerator = "gpu" if torch.cuda.is_available() else "cpu"
     base = ModelConfig(
         backbone="resnet18", fpn_channels=128, lr=1e-3, scheduler="onecycle",
-        batch_size=args.batch_size, max_epochs=args.epochs, augment="default",
-        accelerator=accelerator, num_workers=args.workers, seed=0, precision=args.precision,
+        batch_size=args.batch_size, max_epochs=args.epochs, augment="default", seed=0,
     )  # fmt: skip
+    run = RunConfig(accelerator=accelerator, num_workers=args.workers, precision=args.precision)
     data_options = {"samples_per_epoch": args.samples, "empty_weight": 0.1}
     limit = {"limit_batches": args.limit} if args.limit else {}
     start, rows = time.perf_counter(), []
@@ -116,7 +119,7 @@ def sweep(args: argparse.Namespace) -> None:
             continue
         t0 = time.perf_counter()
         results = run_grid(
-            base.replace(**params), {}, store, out / "sweep" / name,
+            base.replace(**params), {}, store, out / "sweep" / name, run=run,
             enable_progress_bar=False, data_options=data_options, **limit, **trainer_kwargs,
         )  # fmt: skip
         wall = time.perf_counter() - t0
@@ -210,6 +213,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
+    configure_gdal()  # as the notebook and the command line do
     {"sweep": sweep, "predict": predict}[args.cmd](args)
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from bench.tiling import TreeMemory
+from tiling.sources import configure_gdal
 
 OUT = Path(__file__).parent / "out"
 DEEPFOREST_MPPS = 0.11
@@ -157,6 +158,7 @@ def main() -> None:
     parser.add_argument("--baseline-windows", type=int, default=6, help="naive windows timed")
     parser.add_argument("--device", default="cpu", help="device of predict_raster (cpu, cuda)")
     args = parser.parse_args()
+    configure_gdal()  # as the notebook and the command line do
     path = str(write_raster(args.size))
     mpix = args.size**2 / 1e6
     print(f"raster {path}: {args.size} x {args.size} uint16, 1 band ({mpix:.1f} MP)")

@@ -145,7 +145,9 @@ def main() -> None:
     args = parser.parse_args()
     import pandas as pd
 
-    import tiling.sources  # noqa: F401  caps GDAL's block cache before the first read, as the tiler does
+    from tiling.sources import configure_gdal
+
+    configure_gdal()  # GDAL's block cache capped before the first read, as in the notebook
 
     os.environ.setdefault("TQDM_DISABLE", "1")
     OUT.mkdir(parents=True, exist_ok=True)

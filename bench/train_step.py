@@ -26,9 +26,11 @@ from typing import Any
 import torch
 
 from model.config import ModelConfig
-from model.network.anchors import resolve_config
+from model.network.data_settings import resolve_config
+from model.run_config import RunConfig
 from model.training.datamodule import TileDataModule
 from model.training.module import RetinaNetModule, build_optimizer, drop_degenerate
+from tiling.sources import configure_gdal
 
 OUT = Path(__file__).parent / "out"
 
@@ -103,6 +105,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
+    configure_gdal()  # as the notebook and the command line do
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(
@@ -110,17 +113,14 @@ def main() -> None:
     )
     store = open_or_build_store(args)
     config = ModelConfig(
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        classes=list(store.labels),
-        tile_size=int(store.tile_size),
-        accelerator="cpu" if device.type == "cpu" else "auto",
+        batch_size=args.batch_size, classes=list(store.labels), tile_size=int(store.tile_size)
     )
+    run = RunConfig(num_workers=args.workers, accelerator="cpu" if device.type == "cpu" else "auto")
     config = resolve_config(config, store.boxes["diameter"].to_numpy(), store.band_stats)
     module = RetinaNetModule(config).to(device).train()
     step = make_step(module, device)
     total = args.steps + args.warmup
-    data = TileDataModule(store, config, samples_per_epoch=total * args.batch_size)
+    data = TileDataModule(store, config, run=run, samples_per_epoch=total * args.batch_size)
     loader_ips = timed(step, data.train_dataloader(), args.steps, args.warmup, device)
     cached = list(data.train_dataloader())
     memory_ips = timed(step, cached, args.steps, args.warmup, device)

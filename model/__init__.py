@@ -1,7 +1,10 @@
 """The detector: configuration, network, training and grid search, prediction, evaluation.
 
 - ``config``: :class:`~model.config.ModelConfig`, every hyperparameter, validated and saved.
-- ``network``: backbones, the RetinaNet factory, input stretch, data-dependent settings,
+- ``run_config``: :class:`~model.run_config.RunConfig`, how a run uses the machine (hardware,
+  workers, precision), apart from the model's identity.
+- ``validation``: the one validator of both, reading each field's annotation.
+- ``network``: backbones, the RetinaNet factory, anchors, data-dependent settings,
   checkpoints and weights files.
 - ``training``: the data module, the Lightning module, the Trainer, metrics, the grid search.
 - ``inference``: whole-raster prediction (windows, batches, merge) and catalogue writers.

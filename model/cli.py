@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from tiling.errors import ConfigError, RasterDetectError
+from tiling.sources import configure_gdal
 
 #: Command name -> the module implementing it.
 COMMANDS = {
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``raster-detect``; returns the exit code (2 on a bad option or input)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configure_gdal()  # GDAL's block cache capped unless the user set GDAL_CACHEMAX
     try:
         args = build_parser().parse_args(argv)
         return int(args.run(args))

@@ -8,13 +8,20 @@ stored inside every checkpoint (``checkpoint["hyper_parameters"]["config"]``) an
 
 Anchor sizes are in pixels of the tile, one tuple per pyramid level: 5 levels (P3-P7, strides
 8-128) or 6 with ``stride4`` (P2-P7, strides 4-128). ``"auto"`` means "derive them from the
-catalogue's diameters" (``model.network.anchors.resolve_config``); the factory falls back to
+catalogue's diameters" (``model.network.data_settings.resolve_config``); the factory falls back to
 :func:`default_anchor_sizes` when it meets an unresolved ``"auto"``.
 
 ``input_stretch`` (for high-dynamic-range data, e.g. float FITS) maps each band to ``[0, 1]`` with a
 :mod:`tiling.radiometry.stretch` curve inside the network, before ``image_mean``/``image_std`` (which are then
 in stretched units). Its limits live in ``stretch_params`` (``Stretch.to_dict()``, raw units), so
 that a checkpoint's config alone reproduces the stretch at prediction time.
+
+Each field's annotation says what it accepts (``Literal`` choices, ``Annotated`` ranges, types),
+and one validator reads them all (:func:`model.validation.validate_fields`); only the checks that
+relate fields to each other are written out here. How a run uses the machine (accelerator,
+devices, workers, precision) is not part of the model: :class:`model.run_config.RunConfig`. Older
+configs and checkpoints that hold those settings still load; the settings are dropped with a
+warning.
 """
 
 from __future__ import annotations
@@ -22,33 +29,32 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import math
-from collections.abc import Mapping, Sequence
+import logging
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
 
+from model.run_config import RUN_FIELDS
+from model.validation import Range, config_error, is_real, validate_fields
 from tiling.errors import ConfigError
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_large")
-OPTIMIZERS = ("adamw", "sgd")
-SCHEDULERS = ("none", "cosine", "onecycle")
-PRECISIONS = ("32", "16-mixed", "bf16-mixed")
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-STRATEGIES = (
-    "auto",
-    "ddp",
-    "ddp_spawn",
-    "ddp_notebook",
-    "ddp_find_unused_parameters_true",
-    "fsdp",
-    "single_device",
-)
-NORMS = ("batch", "group")
-INPUT_STRETCHES = ("none", "linear", "asinh", "log", "zscale")  # see tiling.radiometry.stretch
+logger = logging.getLogger(__name__)
+
+Backbone = Literal["resnet18", "resnet34", "resnet50", "mobilenet_v3_large"]
+Norm = Literal["group", "batch"]
+InputStretch = Literal["none", "linear", "asinh", "log", "zscale"]  # tiling.radiometry.stretch
+Optimizer = Literal["adamw", "sgd"]
+Scheduler = Literal["none", "cosine", "onecycle"]
+Count = Annotated[int, Range(1)]  # an integer >= 1
+Fraction = Annotated[float, Range(0.0, 1.0)]  # a number in [0, 1]
+
 MAX_ANCHOR_FACTOR = 1.5  # the largest anchor may be at most this many times the tile size
+#: Groups of the GroupNorm layers in the heads (``norm="group"``): fpn_channels must divide by it.
+HEAD_NORM_GROUPS = 32
 
 
 def pyramid_strides(stride4: bool) -> tuple[int, ...]:
@@ -63,7 +69,7 @@ def default_anchor_sizes(stride4: bool = False) -> tuple[tuple[float, ...], ...]
 
 def _fail(field: str, value: Any, allowed: str) -> ConfigError:
     """Build the standard message: field, value, what is allowed."""
-    return ConfigError(f"ModelConfig.{field}={value!r} is invalid: expected {allowed}.")
+    return config_error("ModelConfig", field, value, allowed)
 
 
 def _as_tuple(value: Any) -> Any:
@@ -93,61 +99,57 @@ class ModelConfig:
 
     With ``input_stretch != "none"``, ``stretch_params`` is ``{"kind": input_stretch, "low": [C],
     "high": [C]}`` (+ ``"a"`` for asinh/log): the :class:`tiling.radiometry.stretch.Stretch` applied to the raw
-    bands, filled from the tile store's band statistics by ``model.network.anchors.resolve_config`` (None
+    bands, filled from the tile store's band statistics by ``model.network.data_settings.resolve_config`` (None
     until then; the factory refuses to build without it). ``"none"`` needs ``stretch_params=None``.
     """
 
     # --- network -------------------------------------------------------------------------------
-    backbone: str = "resnet18"  # resnet18 | resnet34 | resnet50 | mobilenet_v3_large (+ FPN)
+    backbone: Backbone = "resnet18"  # resnet18 | resnet34 | resnet50 | mobilenet_v3_large (+ FPN)
     weights: str | None = None  # local state-dict file to start from; None = random init
-    in_channels: int = 3  # image bands
+    in_channels: Count = 3  # image bands
     classes: list[str] = dataclasses.field(default_factory=lambda: ["object"])  # label names
-    tile_size: int = 256  # tile side in px; the network never resizes (min/max size = this)
+    tile_size: Annotated[int, Range(32)] = 256  # tile side in px; never resized (min/max size)
     anchor_sizes: Any = "auto"  # "auto" or ((px, ...), ...) one tuple per pyramid level
     aspect_ratios: tuple[float, ...] = (1.0,)  # h/w of anchors; square for round objects
-    scales_per_level: int = 3  # anchors per level when anchor_sizes is resolved from "auto"
+    scales_per_level: Count = 3  # anchors per level when anchor_sizes is resolved from "auto"
     stride4: bool = False  # add a stride-4 level (P2) for objects of a few pixels
-    fpn_channels: int = 256  # channels of the FPN maps and the heads; 128 trains ~2x faster on CPU
-    norm: str = "group"  # trainable norms: group (GroupNorm, also in the heads; trains from scratch) | batch
+    fpn_channels: Annotated[int, Range(8)] = 256  # FPN and head channels; 128 ~2x faster on CPU
+    norm: Norm = "group"  # trainable norms: group (GroupNorm, also in the heads) | batch
     image_mean: list[float] | None = None  # per band, raw or stretched units; None = 0
     image_std: list[float] | None = None  # per band, raw or stretched units; None = 1
-    input_stretch: str = "none"  # none | linear | asinh | log | zscale: per-band curve to [0, 1]
-    stretch_a: float | None = (
-        None  # asinh/log softening `a`; None = tiling.radiometry.stretch's (0.1 / 1000)
-    )
+    input_stretch: InputStretch = "none"  # none | linear | asinh | log | zscale: curve to [0, 1]
+    stretch_a: Annotated[float, Range(0.0, 1e6, open_low=True)] | None = None  # asinh/log `a`
     stretch_params: dict[str, Any] | None = None  # fitted Stretch.to_dict(): kind, low/high [C] raw
     # --- loss and post-processing --------------------------------------------------------------
-    focal_alpha: float = 0.25  # focal-loss weight of positives, in [0, 1]
-    focal_gamma: float = 2.0  # focal-loss focusing exponent, >= 0
-    score_thresh: float = 0.05  # detections scoring below are dropped
-    nms_thresh: float = 0.5  # IoU above which the weaker of two detections is suppressed
-    detections_per_img: int = 300  # kept per tile after NMS
-    topk_candidates: int = 1000  # best-scoring anchors per level considered before NMS
+    focal_alpha: Fraction = 0.25  # focal-loss weight of positives
+    focal_gamma: Annotated[float, Range(0.0, 10.0)] = 2.0  # focal-loss focusing exponent
+    score_thresh: Fraction = 0.05  # detections scoring below are dropped
+    nms_thresh: Annotated[float, Range(0.0, 1.0, open_low=True)] = 0.5  # IoU that suppresses
+    detections_per_img: Count = 300  # kept per tile after NMS
+    topk_candidates: Count = 1000  # best-scoring anchors per level considered before NMS
     # --- optimisation --------------------------------------------------------------------------
-    optimizer: str = "adamw"  # adamw | sgd
-    lr: float = 1e-4  # learning rate
-    weight_decay: float = 1e-4  # L2 / decoupled weight decay
-    scheduler: str = "cosine"  # none | cosine | onecycle
-    batch_size: int = 8  # tiles per batch (per device)
-    max_epochs: int = 20  # training epochs
-    early_stopping_patience: int | None = None  # epochs without val improvement; None = off
+    optimizer: Optimizer = "adamw"  # adamw | sgd
+    lr: Annotated[float, Range(0.0, 10.0, open_low=True)] = 1e-4  # learning rate
+    weight_decay: Fraction = 1e-4  # L2 / decoupled weight decay
+    scheduler: Scheduler = "cosine"  # none | cosine | onecycle
+    batch_size: Count = 8  # tiles per batch (per device)
+    max_epochs: Count = 20  # training epochs
+    early_stopping_patience: Count | None = None  # epochs without val improvement; None = off
     augment: Any = "default"  # augmentation recipe name (augment.recipe) or recipe dict
-    # --- hardware ------------------------------------------------------------------------------
-    precision: str = "32"  # 32 | 16-mixed | bf16-mixed
-    accelerator: str = "auto"  # auto | cpu | gpu | cuda | mps
-    devices: Any = "auto"  # "auto", a count (>= 1, or -1 = all) or a list of device ids
-    strategy: str = "auto"  # auto | ddp | ddp_spawn | ddp_notebook | fsdp | ...
-    num_nodes: int = 1  # machines
-    num_workers: int = 0  # data-loading worker processes
-    seed: int = 0  # seeds torch/numpy/python and the data order
+    seed: Annotated[int, Range(0)] = 0  # seeds torch/numpy/python and the data order
 
     def __post_init__(self) -> None:
         _normalise(self)
+        validate_fields(self)
         _validate_network(self)
         _validate_stretch(self)
         _validate_anchors(self)
-        _validate_training(self)
-        _validate_hardware(self)
+        if not (isinstance(self.augment, str) and self.augment) and not isinstance(
+            self.augment, dict
+        ):
+            raise _fail(
+                "augment", self.augment, "a recipe name (e.g. 'default', 'none') or a recipe dict"
+            )
 
     def __hash__(self) -> int:
         return hash(self.to_json())
@@ -184,11 +186,16 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
-        """Build (and validate) a config from ``to_dict`` output; unknown keys are an error."""
+        """Build (and validate) a config from ``to_dict`` output; unknown keys are an error.
+
+        Run settings (:data:`model.run_config.RUN_FIELDS`, held by configs and checkpoints
+        written before :class:`~model.run_config.RunConfig`) are dropped with a warning.
+        """
         if not isinstance(data, Mapping):
             raise ConfigError(
                 f"ModelConfig.from_dict expects a mapping, got {type(data).__name__}."
             )
+        data = _without_run_settings(data)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -236,7 +243,7 @@ class ModelConfig:
         if is_file:
             text = _read_text(Path(source))
         try:
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
         except yaml.YAMLError as err:
             raise ConfigError(
                 f"ModelConfig YAML from {str(source)[:80]!r} is invalid: {err}"
@@ -246,6 +253,38 @@ class ModelConfig:
     def replace(self, **changes: Any) -> ModelConfig:
         """A validated copy with ``changes`` applied; unknown field names are an error."""
         return self.from_dict({**self.to_dict(), **changes})
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads ``1e-3`` (YAML 1.2 syntax) as a float."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text safely; exponent numbers without a dot (``1e-3``) are floats.
+
+    PyYAML follows YAML 1.1, where a float needs a dot (``1.0e-3``) and ``1e-3`` is the string
+    ``"1e-3"``; configs and parameter files written by hand use both forms.
+    """
+    return yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader: plain data only
+
+
+def _without_run_settings(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` without the keys of :data:`RUN_FIELDS`, logging a warning that names them."""
+    dropped = sorted(k for k in data if k in RUN_FIELDS)
+    if dropped:
+        logger.warning(
+            "ModelConfig: %s dropped: run settings are not part of the model (set them in "
+            "model.run_config.RunConfig, e.g. run_grid(..., run=RunConfig(...)))",
+            ", ".join(f"{k}={data[k]!r}" for k in dropped),
+        )
+    return {k: v for k, v in data.items() if k not in RUN_FIELDS}
 
 
 def _read_text(path: Path) -> str:
@@ -271,7 +310,7 @@ def _as_builtin(value: Any) -> Any:
 
 
 def _normalise(cfg: ModelConfig) -> None:
-    """Coerce file-friendly types: lists -> tuples for anchors/ratios, numpy -> Python, 32 -> "32"."""
+    """Coerce file-friendly types: lists -> tuples for anchors/ratios, numpy -> Python."""
     put = object.__setattr__
     for field in dataclasses.fields(cfg):
         put(cfg, field.name, _as_builtin(getattr(cfg, field.name)))
@@ -279,9 +318,7 @@ def _normalise(cfg: ModelConfig) -> None:
         put(cfg, "anchor_sizes", _as_tuple(cfg.anchor_sizes))
     if isinstance(cfg.aspect_ratios, list | tuple):
         put(cfg, "aspect_ratios", tuple(cfg.aspect_ratios))
-    if isinstance(cfg.precision, int) and not isinstance(cfg.precision, bool):
-        put(cfg, "precision", str(cfg.precision))
-    for name in ("classes", "image_mean", "image_std", "devices"):
+    for name in ("classes", "image_mean", "image_std"):
         value = getattr(cfg, name)
         if isinstance(value, tuple | list):
             put(cfg, name, list(value))
@@ -290,59 +327,28 @@ def _normalise(cfg: ModelConfig) -> None:
             put(cfg, name, _as_plain(getattr(cfg, name)))
 
 
-def _check_choice(field: str, value: Any, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise _fail(field, value, f"one of {list(allowed)}")
-
-
-def _check_int(field: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise _fail(field, value, f"an integer >= {low}")
-
-
-def _check_real(field: str, value: Any, low: float, high: float, *, open_low: bool = False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if ok:
-        ok = (value > low if open_low else value >= low) and value <= high
-    if not ok:
-        bracket = "(" if open_low else "["
-        raise _fail(field, value, f"a number in {bracket}{low}, {high}]")
-
-
 def _validate_network(cfg: ModelConfig) -> None:
-    _check_choice("backbone", cfg.backbone, BACKBONES)
-    if cfg.weights is not None and not isinstance(cfg.weights, str):
-        raise _fail("weights", cfg.weights, "a path (str) to a local weights file, or None")
-    _check_int("in_channels", cfg.in_channels, 1)
-    _check_int("tile_size", cfg.tile_size, 32)
-    _check_choice("norm", cfg.norm, NORMS)
-    _check_int("scales_per_level", cfg.scales_per_level, 1)
-    _check_int("fpn_channels", cfg.fpn_channels, 8)
+    """Classes, per-band mean/std against ``in_channels``, FPN width against its GroupNorm."""
     classes = cfg.classes
-    if (
-        not isinstance(classes, list)
-        or not classes
-        or not all(isinstance(c, str) and c for c in classes)
-        or len(set(classes)) != len(classes)
-    ):
+    if not classes or not all(classes) or len(set(classes)) != len(classes):
         raise _fail("classes", classes, "a non-empty list of distinct, non-empty class names")
     for name in ("image_mean", "image_std"):
         value = getattr(cfg, name)
-        if value is None:
-            continue
-        if len(value) != cfg.in_channels or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in value
-        ):
+        if value is not None and len(value) != cfg.in_channels:
             raise _fail(name, value, f"None or a list of {cfg.in_channels} numbers (in_channels)")
     if cfg.image_std is not None and min(cfg.image_std) <= 0:
         raise _fail("image_std", cfg.image_std, "positive numbers (one per band)")
+    if cfg.norm == "group" and cfg.fpn_channels % HEAD_NORM_GROUPS:
+        raise _fail(
+            "fpn_channels",
+            cfg.fpn_channels,
+            f'a multiple of {HEAD_NORM_GROUPS} with norm="group" (the heads\' GroupNorm has '
+            f"{HEAD_NORM_GROUPS} groups), e.g. {max(1, round(cfg.fpn_channels / 32)) * 32}",
+        )
 
 
 def _validate_stretch(cfg: ModelConfig) -> None:
-    """``input_stretch`` a known kind, ``stretch_a`` None or > 0, ``stretch_params`` consistent."""
-    _check_choice("input_stretch", cfg.input_stretch, INPUT_STRETCHES)
-    if cfg.stretch_a is not None:
-        _check_real("stretch_a", cfg.stretch_a, 0.0, 1e6, open_low=True)
+    """``stretch_params`` consistent with ``input_stretch``, ``in_channels`` and ``stretch_a``."""
     params = cfg.stretch_params
     if params is None:
         return
@@ -364,16 +370,12 @@ def _validate_stretch(cfg: ModelConfig) -> None:
             f'kind "{cfg.input_stretch}" (input_stretch) and {cfg.in_channels} low/high values '
             "(in_channels)",
         )
-    if not all(_finite(v) for v in numbers) or any(
+    if not all(is_real(v) for v in numbers) or any(
         h < lo for lo, h in zip(stretch.low, stretch.high, strict=True)
     ):
         raise _fail("stretch_params", params, "finite numbers with low <= high in every band")
     if "a" in params and (params["a"] <= 0 or cfg.stretch_a not in (None, params["a"])):
         raise _fail("stretch_params", params, f'"a" > 0 and equal to stretch_a={cfg.stretch_a}')
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _validate_anchors(cfg: ModelConfig) -> None:
@@ -409,44 +411,4 @@ def _validate_anchors(cfg: ModelConfig) -> None:
 
 
 def _positive(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
-
-
-def _validate_training(cfg: ModelConfig) -> None:
-    _check_real("focal_alpha", cfg.focal_alpha, 0.0, 1.0)
-    _check_real("focal_gamma", cfg.focal_gamma, 0.0, 10.0)
-    _check_real("score_thresh", cfg.score_thresh, 0.0, 1.0)
-    _check_real("nms_thresh", cfg.nms_thresh, 0.0, 1.0, open_low=True)
-    _check_int("detections_per_img", cfg.detections_per_img, 1)
-    _check_int("topk_candidates", cfg.topk_candidates, 1)
-    _check_choice("optimizer", cfg.optimizer, OPTIMIZERS)
-    _check_real("lr", cfg.lr, 0.0, 10.0, open_low=True)
-    _check_real("weight_decay", cfg.weight_decay, 0.0, 1.0)
-    _check_choice("scheduler", cfg.scheduler, SCHEDULERS)
-    _check_int("batch_size", cfg.batch_size, 1)
-    _check_int("max_epochs", cfg.max_epochs, 1)
-    if cfg.early_stopping_patience is not None:
-        _check_int("early_stopping_patience", cfg.early_stopping_patience, 1)
-    if not (isinstance(cfg.augment, str) and cfg.augment) and not isinstance(cfg.augment, dict):
-        raise _fail(
-            "augment", cfg.augment, "a recipe name (e.g. 'default', 'none') or a recipe dict"
-        )
-
-
-def _validate_hardware(cfg: ModelConfig) -> None:
-    _check_choice("precision", cfg.precision, PRECISIONS)
-    _check_choice("accelerator", cfg.accelerator, ACCELERATORS)
-    _check_choice("strategy", cfg.strategy, STRATEGIES)
-    _check_int("num_nodes", cfg.num_nodes, 1)
-    _check_int("num_workers", cfg.num_workers, 0)
-    _check_int("seed", cfg.seed, 0)
-    devices = cfg.devices
-    ok = devices == "auto" or (
-        isinstance(devices, int)
-        and not isinstance(devices, bool)
-        and (devices >= 1 or devices == -1)
-    )
-    if isinstance(devices, list):
-        ok = bool(devices) and all(isinstance(d, int) and d >= 0 for d in devices)
-    if not ok:
-        raise _fail("devices", devices, '"auto", a count >= 1, -1 (all), or a list of device ids')
+    return is_real(value) and value > 0

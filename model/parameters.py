@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 
-from model.config import ModelConfig
+from model.config import Backbone, InputStretch, ModelConfig, Norm, Scheduler
+from model.run_config import Accelerator, Precision, RunConfig
 from tiling import options as o
 from tiling.errors import ConfigError
 from tiling.parameters import from_mapping, param, to_mapping
@@ -56,20 +57,20 @@ class RunParameters(StoreParameters):
     # --- augmentation and training
     augment: str = param("default", "augmentation recipe: none | flips | d4 | default", o.text)
     empty_weight: float = param(0.1, "sampling weight of an empty tile relative to one with objects", o.non_negative_float)
-    backbone: str = param("resnet18", "resnet18 | resnet34 | resnet50 | mobilenet_v3_large", o.text)
-    input_stretch: str = param("none", "model input stretch: none | linear | asinh | log | zscale (HDR data)", o.text)
-    norm: str = param("group", "group (GroupNorm in backbone and heads) | batch", o.text)
+    backbone: Backbone = param("resnet18", "resnet18 | resnet34 | resnet50 | mobilenet_v3_large", o.choice(*get_args(Backbone)))
+    input_stretch: InputStretch = param("none", "model input stretch: none | linear | asinh | log | zscale (HDR data)", o.choice(*get_args(InputStretch)))
+    norm: Norm = param("group", "group (GroupNorm in backbone and heads) | batch", o.choice(*get_args(Norm)))
     fpn_channels: int = param(128, "channels of the FPN and heads (torchvision uses 256)", o.positive_int)
     weights: str | None = param(None, "local weights file (state dict or checkpoint); null trains from scratch", o.optional(o.text))
     batch_size: int = param(8, "tiles per batch", o.positive_int)
     max_epochs: int = param(8, "epochs per trial", o.positive_int)
     samples_per_epoch: int = param(480, "training tiles drawn per epoch (content-weighted, with replacement)", o.positive_int)
     lr: float = param(1e-3, "learning rate (a grid over lr replaces it)", o.positive_float)
-    scheduler: str = param("onecycle", "learning-rate schedule: none | cosine | onecycle", o.text)
+    scheduler: Scheduler = param("onecycle", "learning-rate schedule: none | cosine | onecycle", o.choice(*get_args(Scheduler)))
     grid: dict[str, list[Any]] = param({"lr": [5e-4, 1e-3], "focal_gamma": [2.0]}, "hyperparameter grid: ModelConfig field -> values", o.mapping(o.text, grid_values))
     max_minutes_per_trial: float | None = param(8.0, "wall-clock cap of one trial (null: no cap)", o.optional(o.positive_float), unit="minutes")
-    accelerator: str = param("auto", "auto | cpu | gpu", o.text)
-    precision: str = param("32", "32 | 16-mixed | bf16-mixed (mixed precision on a GPU)", o.token)
+    accelerator: Accelerator = param("auto", "auto | cpu | gpu | cuda | mps", o.choice(*get_args(Accelerator)))
+    precision: Precision = param("32", "32 | 16-mixed | bf16-mixed (mixed precision on a GPU) | auto", o.choice(*get_args(Precision)))
     # --- prediction (the notebook's section 6; raster-detect predict takes them as options)
     predict_name: str = param("", "raster (file stem) to run the best model over; '' takes the first test raster", o.text)
     score_thresh: float = param(0.3, "detections scoring below this are left out of the written catalogue", o.probability)
@@ -110,10 +111,13 @@ class RunParameters(StoreParameters):
             lr=self.lr,
             scheduler=self.scheduler,
             augment=self.augment,
-            accelerator=self.accelerator,
-            precision=self.precision,
-            num_workers=min(self.workers, 2),
             seed=self.seed,
+        )
+
+    def run_config(self) -> RunConfig:
+        """The hardware and loader workers (the notebook's ``run = RunConfig(...)``)."""
+        return RunConfig(
+            accelerator=self.accelerator, precision=self.precision, num_workers=min(self.workers, 2)
         )
 
     def grid_arguments(self) -> dict[str, Any]:
@@ -122,6 +126,7 @@ class RunParameters(StoreParameters):
         return {
             "base": self.model_config(),
             "grid": self.grid,
+            "run": self.run_config(),
             "limit_batches": SMOKE_BATCHES if self.smoke else None,
             "data_options": {
                 "samples_per_epoch": self.samples_per_epoch,

@@ -18,21 +18,23 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from augment.base import Transform
+from tiling.radiometry.stretch import Stretch, fit_stretch
 
 
-def _stretch_limits(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band 2 and 98 percentiles of ``image[C, H, W]`` (first 3 bands), shape ``[C', 1, 1]``."""
-    bands = image[:3] if image.shape[0] >= 3 else image[:1]
-    lo = np.percentile(bands, 2, axis=(1, 2))[:, None, None]
-    hi = np.percentile(bands, 98, axis=(1, 2))[:, None, None]
-    return lo, np.where(hi > lo, hi, lo + 1)
+def _shown_bands(image: np.ndarray) -> np.ndarray:
+    """The bands displayed: the first 3 of ``image[C, H, W]``, or the first one."""
+    return image[:3] if image.shape[0] >= 3 else image[:1]
 
 
-def _display(image: np.ndarray, limits: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def _display_stretch(image: np.ndarray) -> Stretch:
+    """Linear stretch between the per-band 2 and 98 percentiles of the shown bands."""
+    bands = _shown_bands(image)
+    return fit_stretch("linear", bands.reshape(len(bands), -1), p_low=2, p_high=98)
+
+
+def _display(image: np.ndarray, stretch: Stretch) -> np.ndarray:
     """``[H, W]`` grey or ``[H, W, 3]`` RGB in [0, 1] for ``imshow``."""
-    lo, hi = limits
-    bands = image[:3] if image.shape[0] >= 3 else image[:1]
-    shown = np.clip((bands - lo) / (hi - lo), 0, 1)
+    shown = stretch.apply(_shown_bands(image), fill=None, dtype=np.float64)
     return shown[0] if shown.shape[0] == 1 else shown.transpose(1, 2, 0)
 
 
@@ -79,7 +81,7 @@ def plot_augmentations(
     original = torch.as_tensor(np.asarray(image, dtype=np.float32))
     boxes = torch.as_tensor(target["boxes"], dtype=torch.float32).reshape(-1, 4)
     tgt = {"boxes": boxes, "labels": torch.as_tensor(target["labels"], dtype=torch.long)}
-    limits = _stretch_limits(original.numpy())
+    stretch = _display_stretch(original.numpy())
     gen = torch.Generator().manual_seed(seed)
     panels = [(original, tgt, "original")]
     panels += [(*transform(original, tgt, gen), f"augmented {i + 1}") for i in range(n)]
@@ -88,7 +90,7 @@ def plot_augmentations(
     fig = Figure(figsize=(3.2 * cols, 3.2 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (img, t, title) in zip(axes, panels, strict=False):
-        ax.imshow(_display(img.numpy(), limits), cmap="gray", interpolation="nearest")
+        ax.imshow(_display(img.numpy(), stretch), cmap="gray", interpolation="nearest")
         _draw_boxes(ax, t["boxes"].numpy(), t["labels"].numpy(), labels)
         ax.set_title(f"{title} ({len(t['boxes'])} boxes)", fontsize=9)
         ax.set_axis_off()

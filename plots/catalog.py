@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
+from tiling.radiometry.stretch import fit_stretch
 from tiling.sources import RasterSource, open_raster
 
 
@@ -18,18 +19,17 @@ def display_stretch(
 ) -> np.ma.MaskedArray:
     """[C, h, w] raster dtype -> masked [h, w, 3] or [h, w] float in 0..1, nodata masked.
 
-    Percentiles ``pct`` of the valid pixels (not nodata, not NaN) map to 0 and 1, per band.
+    Percentiles ``pct`` of the valid pixels (not nodata, not NaN) map to 0 and 1, per band: a
+    linear :mod:`tiling.radiometry.stretch` fitted on them (NaN shown as 0).
     """
     bands = (img[:3] if img.shape[0] >= 3 else img[:1]).astype(float)
     mask = np.isnan(bands).any(0)
     if nodata is not None and not np.isnan(nodata):
         mask |= (bands == nodata).all(0)
-    out = np.zeros(bands.shape, float)
-    for i, b in enumerate(bands):
-        if mask.all():
-            break
-        lo, hi = np.percentile(b[~mask], pct)
-        out[i] = np.nan_to_num(np.clip((b - lo) / max(hi - lo, 1e-12), 0, 1))
+    out: np.ndarray = np.zeros(bands.shape, float)
+    if not mask.all():
+        stretch = fit_stretch("linear", bands[:, ~mask], p_low=pct[0], p_high=pct[1])
+        out = stretch.apply(bands, dtype=np.float64)
     out = np.moveaxis(out, 0, -1) if out.shape[0] == 3 else out[0]
     m = np.broadcast_to(mask[..., None], out.shape) if out.ndim == 3 else mask
     return np.ma.masked_array(out, m)

@@ -17,7 +17,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from tiling.geometry.splits import SPLITS
+from tiling.radiometry.stretch import LinearStretch
 from tiling.store import split_summary
+from tiling.store.interface import TileStoreLike
 
 NODATA_RGB = (1.0, 0.0, 1.0)
 
@@ -25,22 +27,22 @@ NODATA_RGB = (1.0, 0.0, 1.0)
 def _display(image: np.ndarray, mask: np.ndarray, band_stats: dict[str, Any]) -> np.ndarray:
     """``image[C, T, T]`` as ``[T, T, 3]`` RGB in ``[0, 1]``, nodata pixels in magenta."""
     bands = 3 if image.shape[0] >= 3 else 1
-    lo = np.asarray(band_stats["percentiles"]["2"][:bands], dtype=np.float64)[:, None, None]
-    hi = np.asarray(band_stats["percentiles"]["98"][:bands], dtype=np.float64)[:, None, None]
-    shown = np.clip((image[:bands].astype(np.float64) - lo) / np.where(hi > lo, hi - lo, 1), 0, 1)
+    percentiles = band_stats["percentiles"]
+    stretch = LinearStretch(tuple(percentiles["2"][:bands]), tuple(percentiles["98"][:bands]))
+    shown = stretch.apply(image[:bands], fill=None, dtype=np.float64)
     rgb = np.repeat(shown, 3 // bands, axis=0).transpose(1, 2, 0)
     rgb[mask] = NODATA_RGB
     return rgb
 
 
-def _pick_tiles(store: Any, n: int, seed: int, split: str | None) -> np.ndarray:
+def _pick_tiles(store: TileStoreLike, n: int, seed: int, split: str | None) -> np.ndarray:
     """Up to ``n`` tile ids drawn with ``seed`` (from ``split`` if given), sorted."""
     ids = store.tiles["tile_id"].to_numpy() if split is None else store.split_ids(split)
     chosen = np.random.default_rng(seed).choice(ids, size=min(n, len(ids)), replace=False)
     return np.sort(chosen)
 
 
-def _draw_tile(ax: Any, store: Any, tile_id: int) -> None:
+def _draw_tile(ax: Any, store: TileStoreLike, tile_id: int) -> None:
     """One tile, its boxes and a title ``id raster split``."""
     ax.imshow(_display(store.image(tile_id), store.nodata_mask(tile_id), store.band_stats))
     target = store.target(tile_id)
@@ -57,7 +59,7 @@ def _draw_tile(ax: Any, store: Any, tile_id: int) -> None:
 
 
 def plot_tiles(
-    store: Any,
+    store: TileStoreLike,
     tile_ids: Sequence[int] | None = None,
     n: int = 16,
     seed: int = 0,
@@ -92,7 +94,7 @@ def plot_tiles(
     return fig
 
 
-def plot_split_counts(store: Any) -> Figure:
+def plot_split_counts(store: TileStoreLike) -> Figure:
     """Bars of tiles, empty tiles and boxes per split (from :func:`tiling.store.split_summary`)."""
     summary = split_summary(store)
     fig = Figure(figsize=(8, 3), layout="constrained")
@@ -113,7 +115,7 @@ def plot_split_counts(store: Any) -> Figure:
     return fig
 
 
-def plot_visible_fraction(store: Any, bins: int = 20) -> Figure:
+def plot_visible_fraction(store: TileStoreLike, bins: int = 20) -> Figure:
     """Histogram of the boxes' visible fraction (visible area / full area), stacked by split."""
     split_of = store.tiles.set_index("tile_id")["split"]
     splits = split_of.reindex(store.boxes["tile_id"]).to_numpy()
@@ -121,7 +123,7 @@ def plot_visible_fraction(store: Any, bins: int = 20) -> Figure:
     fig = Figure(figsize=(5, 3), layout="constrained")
     ax = fig.subplots()
     data = [visible[splits == s] for s in SPLITS]
-    ax.hist(data, bins=np.linspace(0, 1, bins + 1), stacked=True, label=list(SPLITS))
+    ax.hist(data, bins=np.linspace(0, 1, bins + 1).tolist(), stacked=True, label=list(SPLITS))
     min_visible = store.meta.get("params", {}).get("min_visible")
     if min_visible is not None:
         ax.axvline(min_visible, color="k", ls="--", lw=1, label=f"min_visible={min_visible}")

@@ -9,5 +9,6 @@ Sub-packages, one concept each (their ``__init__`` lists the public names):
 - ``radiometry``: stretches for high-dynamic-range data and zscale limits.
 - ``synthetic``: the generated data sets (crater field, star field).
 
-``tiling.errors`` holds the project's exceptions, which every package imports.
+``tiling.errors`` holds the project's exceptions and ``tiling.atomic`` the atomic file writes;
+every package imports them.
 """

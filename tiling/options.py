@@ -103,6 +103,18 @@ def token(raw: Any) -> str:
     return str(raw)
 
 
+def choice(*allowed: str) -> Checker:
+    """A checker of one of ``allowed`` (names; a number such as ``32`` may be given unquoted)."""
+
+    def check(raw: Any) -> str:
+        value = token(raw)
+        if value not in allowed:
+            raise _Invalid(f"{raw!r} is not one of {' | '.join(allowed)}")
+        return value
+
+    return check
+
+
 def flag(raw: Any) -> bool:
     """A yes/no value: a YAML boolean, or true/false/yes/no/1/0 as text."""
     if isinstance(raw, bool):

@@ -1,9 +1,10 @@
 """Write prediction catalogues: CSV, and a GIS file in the raster's CRS (format by suffix).
 
 Every writer checks its output first (:func:`tiling.outputs.check_output_file`: never an input,
-a folder, a device or a link; an existing file only with ``overwrite``), writes to a temporary
-name in the destination folder and then ``os.replace``-s it, so an interrupted run never leaves a
-half-written file under the final name, and names the file when the disk is full.
+a folder, a device or a link; an existing file only with ``overwrite``) and writes through
+:func:`tiling.atomic.atomic_write` (a temporary name in the destination folder, then
+``os.replace``), so an interrupted run never leaves a half-written file under the final name; a
+full disk gives an error naming the file.
 
 GIS formats (:data:`GIS_DRIVERS`): GeoPackage holds two layers, ``objects`` (circle polygons)
 and ``centres`` (points); GeoJSON, FlatGeobuf and GeoParquet hold one, the circles, with every
@@ -12,16 +13,15 @@ column (``map_x``/``map_y`` are the centres) as attributes.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from tiling.atomic import atomic_write
 from tiling.errors import CatalogError, OutputError
 from tiling.outputs import check_output_file, disk_full_errors
 
@@ -38,22 +38,6 @@ GIS_DRIVERS = {
     ".fgb": ("FlatGeobuf", "FlatGeobuf"),
     ".parquet": ("Parquet", "GeoParquet"),
 }
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` with a temporary path beside ``path``, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    tmp.unlink()  # the GDAL drivers want to create the file themselves
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path, *, overwrite: bool = False) -> Path:

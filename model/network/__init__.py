@@ -1,4 +1,4 @@
-"""The network: backbones, the RetinaNet factory, input stretch, data-dependent settings, checkpoints."""
+"""The network: backbones, the RetinaNet factory, anchors, data-dependent settings, checkpoints."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ from typing import TYPE_CHECKING
 from tiling.lazy import lazy_namespace
 
 if TYPE_CHECKING:
-    from model.network.anchors import auto_anchor_sizes, check_anchors_cover, resolve_config
+    from model.network.anchors import auto_anchor_sizes, check_anchors_cover
     from model.network.backbones import build_backbone
     from model.network.checkpoint import load_model, read_checkpoint_config, save_model_checkpoint
+    from model.network.data_settings import resolve_config
     from model.network.factory import WeightsReport, build_retinanet, load_weights, safe_torch_load
-    from model.network.input_stretch import InputStretch
 
 __all__ = [
-    "InputStretch",
     "WeightsReport",
     "auto_anchor_sizes",
     "build_backbone",
@@ -38,7 +37,6 @@ __getattr__, __dir__ = lazy_namespace(
         ),
         "model.network.backbones": ("build_backbone",),
         "model.network.anchors": (
-            "resolve_config",
             "auto_anchor_sizes",
             "check_anchors_cover",
         ),
@@ -47,6 +45,6 @@ __getattr__, __dir__ = lazy_namespace(
             "read_checkpoint_config",
             "save_model_checkpoint",
         ),
-        "model.network.input_stretch": ("InputStretch",),
+        "model.network.data_settings": ("resolve_config",),
     },
 )

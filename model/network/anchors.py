@@ -1,5 +1,7 @@
 """Anchor sizes from a catalogue's diameters, and the check that explicit anchors cover it.
 
+Pure anchor maths; :func:`model.network.data_settings.resolve_config` applies it to a config.
+
 Rule of :func:`auto_anchor_sizes` (sizes in pixels of the tile): all ``L x S`` anchors (``L``
 pyramid levels of strides ``s_l = s_0 * 2**l``, ``S`` scales per level) form one geometric series
 ``a_{l,j} = b * s_l * 2**(j / S)``, so consecutive anchors differ by ``2**(1/S) <= 2`` and every
@@ -19,20 +21,14 @@ anchors at every level, and a series tied to the strides guarantees coverage by 
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from model.config import MAX_ANCHOR_FACTOR, ModelConfig, default_anchor_sizes, pyramid_strides
-from model.network.input_stretch import stretch_from_band_stats, stretched_mean_std
+from model.config import ModelConfig, pyramid_strides
 from tiling.errors import ConfigError
-from tiling.radiometry.stretch import Stretch
-
-logger = logging.getLogger(__name__)
 
 MIN_STRIDE_RATIO = 0.5  # smallest anchor / stride allowed by the auto rule
 MAX_STRIDE_RATIO = 8.0  # largest anchor / stride allowed by the auto rule
@@ -162,68 +158,3 @@ def check_anchors_cover(config: ModelConfig, diameters: ArrayLike) -> float:
             f'spans {d[0]:.3g}-{d[-1]:.3g} px. Use anchor_sizes="auto" or add anchors near that size.'
         )
     return float(iou[worst])
-
-
-def resolve_config(
-    config: ModelConfig,
-    diameters: ArrayLike | None = None,
-    band_stats: Mapping[str, Any] | None = None,
-) -> ModelConfig:
-    """A concrete copy of ``config`` for one data set (what a checkpoint stores).
-
-    ``anchor_sizes="auto"`` becomes :func:`auto_anchor_sizes` of ``diameters`` (or
-    :func:`~model.config.default_anchor_sizes` when no diameters are given); explicit anchors are
-    checked with :func:`check_anchors_cover`. With ``band_stats`` (the tile store's
-    ``{"mean": [C], "std": [C], ...}``) ``in_channels`` becomes C and ``image_mean``/``image_std``
-    are filled from it where they are None (a std of 0, a constant band, becomes 1).
-
-    With ``input_stretch`` set, ``stretch_params`` (when None) becomes the stretch fitted on the
-    band statistics (:func:`model.network.input_stretch.stretch_from_band_stats`: 0.5/99.5 percentiles,
-    or the stored zscale limits; ``stretch_a`` for asinh/log), and ``image_mean``/``image_std``
-    (when None) are those of the STRETCHED values in [0, 1], estimated from the stored quantiles
-    (:func:`model.network.input_stretch.stretched_mean_std`), or 0.5/0.25 when the stats have none.
-
-    Args:
-        config: the requested config.
-        diameters: object diameters in tile pixels, [N], or None.
-        band_stats: the store's band statistics, or None.
-
-    Returns:
-        A validated ModelConfig without "auto".
-    """
-    changes = {} if band_stats is None else _band_changes(config, band_stats)
-    if config.anchor_sizes == "auto":
-        if diameters is None:
-            changes["anchor_sizes"] = default_anchor_sizes(config.stride4)
-        else:
-            changes["anchor_sizes"] = auto_anchor_sizes(
-                diameters,
-                n_levels=config.n_levels,
-                scales_per_level=config.scales_per_level,
-                max_size=MAX_ANCHOR_FACTOR * config.tile_size,
-            )
-        logger.info("auto anchor sizes resolved to %s", changes["anchor_sizes"])
-    elif diameters is not None:
-        check_anchors_cover(config, diameters)
-    return config.replace(**changes)
-
-
-def _band_changes(config: ModelConfig, band_stats: Mapping[str, Any]) -> dict[str, Any]:
-    """``in_channels``, ``stretch_params``, ``image_mean``/``image_std`` from band statistics."""
-    mean = [float(v) for v in band_stats["mean"]]
-    std = [float(v) if v > 0 else 1.0 for v in band_stats["std"]]
-    changes: dict[str, Any] = {"in_channels": len(mean)}
-    if config.input_stretch != "none":
-        if config.stretch_params is not None:
-            stretch = Stretch.from_dict(config.stretch_params)
-        else:
-            stretch = stretch_from_band_stats(config.input_stretch, band_stats, config.stretch_a)
-            changes["stretch_params"] = stretch.to_dict()
-            logger.info("input stretch resolved to %s", changes["stretch_params"])
-        if config.image_mean is None or config.image_std is None:
-            mean, std = stretched_mean_std(stretch, band_stats)
-    if config.image_mean is None:
-        changes["image_mean"] = mean
-    if config.image_std is None:
-        changes["image_std"] = std
-    return changes

@@ -6,7 +6,7 @@ Differences from ``torchvision.models.detection.retinanet_resnet50_fpn``:
 - no hidden resize: :class:`NoResizeTransform` keeps every image at its size (min/max size are the
   tile size too) and normalises with the config's per-band mean/std (0/1 when unset), not ImageNet's;
 - optional input stretch (``config.input_stretch``): :class:`StretchTransform` maps each raw band
-  to ``[0, 1]`` (:class:`model.network.input_stretch.InputStretch`) before that normalisation;
+  to ``[0, 1]`` (:meth:`tiling.radiometry.stretch.Stretch.apply`) before that normalisation;
 - anchors from the config (``"auto"`` unresolved falls back to one square anchor per stride);
 - focal loss alpha/gamma from the config (:class:`FocalClassificationHead`);
 - weights only from a local file (``config.weights``), loaded tensor by tensor, skipping shape
@@ -33,9 +33,8 @@ from torchvision.models.detection.retinanet import RetinaNetClassificationHead, 
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import sigmoid_focal_loss
 
-from model.config import ModelConfig, default_anchor_sizes
+from model.config import HEAD_NORM_GROUPS, ModelConfig, default_anchor_sizes
 from model.network.backbones import GroupNorm, build_backbone
-from model.network.input_stretch import InputStretch
 from model.network.torch_file import EXPECTED, file_kind, load_error
 from tiling.errors import ConfigError
 from tiling.radiometry.stretch import Stretch
@@ -62,8 +61,9 @@ class StretchTransform(NoResizeTransform):
     """NoResizeTransform that first stretches each raw band to ``[0, 1]``.
 
     ``image_mean``/``image_std`` are then in stretched units. Images (a list of FloatTensor
-    [C, H, W], raw units) are stretched as one batch on their device, then normalised and padded
-    as by :class:`NoResizeTransform`.
+    [C, H, W], raw units) are stretched by :meth:`tiling.radiometry.stretch.Stretch.apply` on their
+    device (as one batch when they share a shape), NaN -> 0, then normalised and padded as by
+    :class:`NoResizeTransform`. The limits live in the config, not in the state dict.
 
     Args:
         min_size, max_size, image_mean, image_std: as GeneralizedRCNNTransform.
@@ -80,18 +80,27 @@ class StretchTransform(NoResizeTransform):
         **kwargs: Any,
     ) -> None:
         super().__init__(min_size, max_size, image_mean, image_std, **kwargs)
-        self.stretch = InputStretch(stretch)
+        self.stretch = stretch
 
     def forward(
         self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None
     ) -> tuple[ImageList, list[dict[str, Tensor]] | None]:
         """Stretch, then normalise and batch: ``(ImageList [B, C, H', W'], targets)``."""
-        return super().forward(self.stretch.stretch_list(list(images)), targets)
+        return super().forward(self.stretch_images(list(images)), targets)
+
+    def stretch_images(self, images: list[Tensor]) -> list[Tensor]:
+        """Each ``[C, H, W]`` image stretched to ``[0, 1]`` (its dtype kept)."""
+        first = images[0] if images else None
+        if first is not None and all(
+            (i.shape, i.device, i.dtype) == (first.shape, first.device, first.dtype) for i in images
+        ):
+            return list(self.stretch.apply(torch.stack(images), dtype=first.dtype).unbind(0))
+        return [self.stretch.apply(image, dtype=image.dtype) for image in images]
 
     @property
     def nodata_fill(self) -> list[float]:
         """Raw value per band whose stretch is ``image_mean`` (normalises to 0)."""
-        return list(self.stretch.stretch.invert(self.image_mean))
+        return list(self.stretch.invert(self.image_mean))
 
 
 class FocalClassificationHead(RetinaNetClassificationHead):
@@ -149,7 +158,7 @@ def anchor_generator(config: ModelConfig) -> AnchorGenerator:
     if sizes == "auto":
         sizes = default_anchor_sizes(config.stride4)
         logger.warning(
-            'anchor_sizes="auto" was not resolved (model.network.anchors.resolve_config); using %s',
+            'anchor_sizes="auto" was not resolved (model.network.data_settings.resolve_config); using %s',
             sizes,
         )
     return AnchorGenerator(sizes, (config.aspect_ratios,) * len(sizes))
@@ -231,16 +240,19 @@ def input_transform(config: ModelConfig, mean: list[float], std: list[float]) ->
     if config.stretch_params is None:
         raise ConfigError(
             f"ModelConfig.input_stretch={config.input_stretch!r} needs stretch_params (per-band "
-            "limits); resolve the config first with model.network.anchors.resolve_config(config, "
+            "limits); resolve the config first with model.network.data_settings.resolve_config(config, "
             "diameters, band_stats), or set stretch_params to a tiling.radiometry.stretch Stretch.to_dict()."
         )
     return StretchTransform(size, size, mean, std, Stretch.from_dict(config.stretch_params))
 
 
 def _head_norm(config: ModelConfig) -> dict[str, Any]:
-    """GroupNorm(32) in the head convolutions with ``norm="group"`` (as RetinaNet v2), else none."""
+    """GroupNorm(32) in the head convolutions with ``norm="group"`` (as RetinaNet v2), else none.
+
+    ``ModelConfig`` checks that ``fpn_channels`` divides into :data:`HEAD_NORM_GROUPS` groups.
+    """
     if config.norm == "group":
-        return {"norm_layer": functools.partial(GroupNorm, 32)}
+        return {"norm_layer": functools.partial(GroupNorm, HEAD_NORM_GROUPS)}
     return {}
 
 

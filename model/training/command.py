@@ -73,14 +73,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read the run file, check the run folder, train, save the figures; exit code 0."""
-    from model.training.grid import best_trial, write_atomic
+    from model.training.grid import best_trial
+    from tiling.atomic import write_text_atomic
 
     changes = {"output_dir": str(args.output_dir)} if args.output_dir else {}
     params = RunParameters.from_yaml(args.config, **changes).resolved()
     out = check_run_folder(Path(params.output_dir), args.config, overwrite=args.overwrite)
     out.mkdir(parents=True, exist_ok=True)
     with disk_full_errors(out / "parameters.yaml"):
-        write_atomic(out / "parameters.yaml", params.to_yaml())
+        write_text_atomic(out / "parameters.yaml", params.to_yaml())
     result = train(params)
     save_figures(result, params)
     best = best_trial(result.results)

@@ -10,9 +10,9 @@ Training tiles are drawn by :class:`augment.ContentWeightedSampler` (fewer empty
 labels); augmentation runs on whole batches on the device, in
 ``RetinaNetModule.on_after_batch_transfer``, not here. Validation and test tiles are read in order.
 
-The store is any object with the ``tiling.store.TileStore`` API (``path``, ``tiles``, ``boxes``,
-``labels``, ``tile_size``, ``band_stats``, ``image``, ``nodata_mask``). Datasets pickle only the
-store's class and path, and each DataLoader worker reopens it (memory maps do not pickle).
+The store is any :class:`tiling.store.interface.TileStoreLike` (a ``tiling.store.TileStore``).
+Datasets pickle only the store's class and path, and each DataLoader worker reopens it (memory
+maps do not pickle).
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from augment import ContentWeightedSampler
 from model.config import ModelConfig
+from model.run_config import RunConfig
 from tiling.errors import ConfigError
+from tiling.geometry.splits import SPLITS
+from tiling.store.format import BOX_COLUMNS
+from tiling.store.interface import TileStoreLike
 
-SPLITS = ("train", "val", "test")
-BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
 Target = dict[str, Tensor]
 
 
@@ -41,15 +43,15 @@ Target = dict[str, Tensor]
 class StoreRef:
     """What a pickled dataset keeps of its store: the class and the folder (reopened on load)."""
 
-    cls: type
+    cls: type[TileStoreLike]
     path: Path
 
     @classmethod
-    def of(cls, store: Any) -> StoreRef:
+    def of(cls, store: TileStoreLike) -> StoreRef:
         """The reference of an open store (``type(store)(store.path)`` reopens it)."""
         return cls(type(store), Path(store.path))
 
-    def open(self) -> Any:
+    def open(self) -> TileStoreLike:
         """Open the store again (in a worker or a spawned process)."""
         return self.cls(self.path)
 
@@ -58,13 +60,13 @@ class TileDataset(Dataset):
     """Map-style dataset over some tiles of a store.
 
     Args:
-        store: a TileStore (or an object with its API).
+        store: the tile store.
         tile_ids: int64[N] tile ids; item ``i`` is tile ``tile_ids[i]``.
         fill: nodata fill value per band (raw units), e.g. the band means.
     """
 
     def __init__(
-        self, store: Any, tile_ids: Sequence[int] | np.ndarray, fill: Sequence[float]
+        self, store: TileStoreLike, tile_ids: Sequence[int] | np.ndarray, fill: Sequence[float]
     ) -> None:
         self.store = store
         self.tile_ids = np.asarray(tile_ids, dtype=np.int64)
@@ -103,7 +105,12 @@ class TileDataset(Dataset):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.store = self.store.open()
+        self.store = _reopen(state["store"])
+
+
+def _reopen(ref: StoreRef) -> TileStoreLike:
+    """The store a pickled :class:`StoreRef` names, opened in this process."""
+    return ref.open()
 
 
 def collate_tiles(items: Sequence[tuple[Tensor, Target]]) -> tuple[Tensor, list[Target]]:
@@ -112,7 +119,7 @@ def collate_tiles(items: Sequence[tuple[Tensor, Target]]) -> tuple[Tensor, list[
     return images, [target for _, target in items]
 
 
-def fill_values(config: ModelConfig, store: Any) -> list[float]:
+def fill_values(config: ModelConfig, store: TileStoreLike) -> list[float]:
     """Nodata fill per band (raw units): ``config.nodata_fill`` when set, else the store's band means.
 
     ``nodata_fill`` is ``image_mean``, or with an input stretch the raw value that stretches to it.
@@ -127,21 +134,24 @@ class TileDataModule(pl.LightningDataModule):
     """Train/val/test DataLoaders over a tile store's splits.
 
     Args:
-        store: a TileStore (or an object with its API).
-        config: batch size, worker count, seed and the nodata fill come from it.
+        store: the tile store.
+        config: batch size, seed and the nodata fill come from it.
+        run: the loader workers (``num_workers``) and, for ``pin_memory``, the accelerator;
+            default ``RunConfig()``.
         empty_weight: sampling weight of a tile without objects (see ContentWeightedSampler).
         label_weight: ``"balanced"`` (rare labels drawn more often), ``None``, or a dict.
         size_weight: favour large (> 0) or small (< 0) objects when drawing tiles.
         samples_per_epoch: training tiles drawn per epoch (default: the number of train tiles).
         pin_memory: pinned host memory; default True when CUDA is available and not disabled by
-            ``config.accelerator="cpu"``.
+            ``run.accelerator="cpu"``.
     """
 
     def __init__(
         self,
-        store: Any,
+        store: TileStoreLike,
         config: ModelConfig,
         *,
+        run: RunConfig | None = None,
         empty_weight: float = 0.1,
         label_weight: str | dict[str, float] | None = "balanced",
         size_weight: float = 0.0,
@@ -151,6 +161,7 @@ class TileDataModule(pl.LightningDataModule):
         super().__init__()
         self.store = store
         self.config = config
+        self.run = run or RunConfig()
         self.sampler_options: dict[str, Any] = {
             "empty_weight": empty_weight,
             "label_weight": label_weight,
@@ -158,7 +169,7 @@ class TileDataModule(pl.LightningDataModule):
             "num_samples": samples_per_epoch,
         }
         if pin_memory is None:
-            pin_memory = torch.cuda.is_available() and config.accelerator != "cpu"
+            pin_memory = torch.cuda.is_available() and self.run.accelerator != "cpu"
         self.pin_memory = pin_memory
         self.datasets: dict[str, TileDataset] = {}
 
@@ -167,7 +178,7 @@ class TileDataModule(pl.LightningDataModule):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.store = self.store.open()
+        self.store = _reopen(state["store"])
 
     def split_rows(self, split: str) -> Any:
         """The rows of ``store.tiles`` in ``split`` (a DataFrame, in store order)."""
@@ -197,7 +208,7 @@ class TileDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, sampler: Any = None) -> DataLoader:
         dataset = self.nonempty_dataset(split)
-        workers = self.config.num_workers
+        workers = self.run.num_workers
         return DataLoader(
             dataset,
             batch_size=self.config.batch_size,

@@ -12,7 +12,8 @@ Layout under ``output_dir``::
     trials/<id>/error.txt             the traceback of a failed trial
 
 The trial id is a short hash of everything that defines the trial (its concrete config, the
-store and the epoch/batch limits), so the same call finds its trials again. Running
+store and the epoch/batch limits; not the hardware and workers of the ``RunConfig``), so the same
+call finds its trials again, on any machine. Running
 :func:`run_grid` again skips trials whose ``summary.json`` exists, resumes an interrupted trial
 from its ``last.ckpt``, and records a failing trial's error without stopping the others
 (KeyboardInterrupt and SystemExit still stop everything).
@@ -25,9 +26,7 @@ import hashlib
 import itertools
 import json
 import logging
-import os
 import re
-import shutil
 import signal
 import threading
 import traceback
@@ -43,11 +42,14 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.multiprocessing.spawn import ProcessException
 
 from model.config import ModelConfig
-from model.network.anchors import resolve_config
+from model.network.data_settings import resolve_config
+from model.run_config import RUN_FIELDS, RunConfig
 from model.training.datamodule import TileDataModule
-from model.training.module import RetinaNetModule
+from model.training.module import RetinaNetModule, hook_warning_silenced
 from model.training.trainer import MONITOR, TrainTimer, build_trainer
+from tiling.atomic import copy_atomic, write_text_atomic
 from tiling.errors import ConfigError, RasterDetectError
+from tiling.store.interface import TileStoreLike
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,11 @@ STORE_FIELDS = ("classes", "tile_size")  # set from the store, not searchable
 def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """The product of the grid's lists, in order: ``{"lr": [1, 2], "bs": [3]}`` -> 2 dicts."""
     for key, values in grid.items():
+        if key in RUN_FIELDS:
+            raise ConfigError(
+                f"grid[{key!r}] cannot be searched: {key} is a run setting (RunConfig), not part "
+                "of the model; pass run=RunConfig(...) to run_grid and run the grid once per value."
+            )
         if key in STORE_FIELDS:
             raise ConfigError(
                 f"grid[{key!r}] cannot be searched: {key} is set from the tile store; build one "
@@ -82,7 +89,7 @@ def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
 
 
-def trial_config(base: ModelConfig, params: Mapping[str, Any], store: Any) -> ModelConfig:
+def trial_config(base: ModelConfig, params: Mapping[str, Any], store: TileStoreLike) -> ModelConfig:
     """``base`` with ``params``, the store's classes and tile size, anchors and mean/std resolved."""
     config = base.replace(**params, classes=list(store.labels), tile_size=int(store.tile_size))
     diameters = store.boxes["diameter"].to_numpy(np.float64) if len(store.boxes) else None
@@ -112,20 +119,6 @@ def sigint_restored() -> Iterator[None]:
 
 def _is_rank_zero() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def copy_atomic(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` through a temporary file and a rename."""
-    tmp = target.with_name(f".{target.name}.tmp")
-    shutil.copy2(source, tmp)
-    os.replace(tmp, target)
 
 
 def log_versions(trial_dir: str | Path) -> list[Path]:
@@ -159,7 +152,7 @@ def best_row(metrics: pd.DataFrame, metric: str = MONITOR) -> dict[str, float]:
 
 
 def _fit_and_test(
-    config: ModelConfig, store: Any, trial_dir: Path, options: dict[str, Any]
+    config: ModelConfig, store: TileStoreLike, trial_dir: Path, options: dict[str, Any]
 ) -> dict[str, Any]:
     """Train (resuming from last.ckpt), test the best checkpoint; the summary values.
 
@@ -168,14 +161,14 @@ def _fit_and_test(
     """
     pl.seed_everything(config.seed, workers=True, verbose=False)
     module = RetinaNetModule(config)
-    data = TileDataModule(store, config, **options.pop("data_options", {}))
+    data = TileDataModule(store, config, run=options.get("run"), **options.pop("data_options", {}))
     last = trial_dir / "checkpoints" / "last.ckpt"
     runs = [f for f in log_versions(trial_dir) if not f.name.endswith("_test")]
     version = f"run{len(runs)}"
     timer = TrainTimer()
     callbacks = [timer, *options.pop("callbacks", ())]
     trainer = build_trainer(config, trial_dir, version=version, callbacks=callbacks, **options)
-    with sigint_restored():
+    with sigint_restored(), hook_warning_silenced():
         trainer.fit(
             module,
             datamodule=data,
@@ -188,7 +181,7 @@ def _fit_and_test(
     values: dict[str, Any] = {"epochs": trainer.current_epoch, "train_time_s": timer.total()}
     if data.has_split("test") and best:
         tester = build_trainer(config, trial_dir, version=f"{version}_test", **options)
-        with sigint_restored():
+        with sigint_restored(), hook_warning_silenced():
             tested = tester.test(module, datamodule=data, ckpt_path=best, weights_only=True)
         values.update(tested[0])
     values["checkpoint"] = best
@@ -196,7 +189,7 @@ def _fit_and_test(
 
 
 def run_trial(
-    config: ModelConfig, store: Any, trial_dir: str | Path, **options: Any
+    config: ModelConfig, store: TileStoreLike, trial_dir: str | Path, **options: Any
 ) -> dict[str, Any]:
     """Run one trial into ``trial_dir``; its summary row (status ``done`` or ``failed``).
 
@@ -219,23 +212,24 @@ def run_trial(
         log.exception("trial %s failed", trial_dir.name)
         row.update(status="failed", error=f"{type(err).__name__}: {err}")
         if _is_rank_zero():
-            write_atomic(trial_dir / "error.txt", traceback.format_exc())
+            write_text_atomic(trial_dir / "error.txt", traceback.format_exc())
     metrics = read_trial_metrics(trial_dir)
     row.update(best_row(metrics))
     row["trial_dir"] = str(trial_dir)
     if _is_rank_zero():
         if len(metrics):
             metrics.to_csv(trial_dir / "metrics.csv", index=False)
-        write_atomic(trial_dir / "summary.json", json.dumps(row, indent=2, default=str))
+        write_text_atomic(trial_dir / "summary.json", json.dumps(row, indent=2, default=str))
     return row
 
 
 def run_grid(
     base: ModelConfig,
     grid: Mapping[str, Sequence[Any]],
-    store: Any,
+    store: TileStoreLike | str | Path,
     output_dir: str | Path,
     *,
+    run: RunConfig | None = None,
     max_epochs: int | None = None,
     limit_batches: int | float | None = None,
     retry_failed: bool = False,
@@ -251,6 +245,8 @@ def run_grid(
             ``base`` alone.
         store: the tile store (a TileStore, or a path to open with it).
         output_dir: where the trials and tables go (layout in the module docstring).
+        run: hardware and loader workers (default ``RunConfig()``); not part of a trial's id, so
+            a finished trial is not trained again on other hardware or with other workers.
         max_epochs: overrides the config's ``max_epochs`` (e.g. a smoke run).
         limit_batches: batches per epoch for train/val/test (int or fraction); None = all.
         retry_failed: run trials recorded as failed again (default: keep their error).
@@ -271,6 +267,7 @@ def run_grid(
     configs = [trial_config(base, params, store) for params in combos]  # fail fast on bad values
     extra = {"store": Path(store.path).name, "max_epochs": max_epochs, "limit": limit_batches}
     options = {
+        "run": run or RunConfig(),
         "max_epochs": max_epochs,
         "limit_batches": limit_batches,
         "enable_progress_bar": enable_progress_bar,
@@ -288,7 +285,7 @@ def run_grid(
         if _is_rank_zero():
             output_dir.mkdir(parents=True, exist_ok=True)
             table = order_columns(pd.DataFrame(rows), list(grid))
-            write_atomic(output_dir / "grid_results.csv", table.to_csv(index=False))
+            write_text_atomic(output_dir / "grid_results.csv", table.to_csv(index=False))
     results = order_columns(pd.DataFrame(rows), list(grid))
     if _is_rank_zero():
         _copy_best(results, output_dir)
@@ -325,7 +322,7 @@ def _finished(trial_dir: Path, retry_failed: bool) -> dict[str, Any] | None:
     return row
 
 
-def _open_store(store: Any) -> Any:
+def _open_store(store: TileStoreLike | str | Path) -> TileStoreLike:
     """A TileStore from a path; any other object is returned as is."""
     if isinstance(store, str | Path):
         from tiling.store import TileStore

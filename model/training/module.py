@@ -18,8 +18,9 @@ The config is stored as a plain dict (``checkpoint["hyper_parameters"]["config"]
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,7 @@ from model.network.factory import build_retinanet
 from model.training.datamodule import TileDataset
 from model.training.metrics import DetectionMetrics
 from tiling.errors import ConfigError
-
-# The augmentation hook lives in the module on purpose (it needs the device and the training
-# state); Lightning warns about that whenever a DataModule is used. Silence that one message.
-warnings.filterwarnings(
-    "ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule`"
-)
+from tiling.store.interface import TileStoreLike
 
 Batch = tuple[Tensor, list[dict[str, Tensor]]]
 MIN_BOX_SIDE = 1e-2  # px; torchvision rejects boxes with x2 <= x1 or y2 <= y1
@@ -47,11 +43,26 @@ WARMUP_FRACTION = 0.05  # of the steps, linear warm-up before the cosine decay
 MAX_WARMUP_STEPS = 500
 
 
+@contextlib.contextmanager
+def hook_warning_silenced() -> Iterator[None]:
+    """Inside: Lightning's note that ``on_after_batch_transfer`` is overridden goes unshown.
+
+    The augmentation hook lives in the module on purpose (it needs the device and the training
+    state); Lightning warns about that whenever a DataModule is used. The filter holds only for
+    the ``with`` block (a fit or a test), never for the importing process.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule`"
+        )
+        yield
+
+
 class RetinaNetModule(pl.LightningModule):
     """Lightning wrapper of ``build_retinanet(config)`` (kept as ``self.model``).
 
     Args:
-        config: a concrete ModelConfig (anchors resolved: see ``model.network.anchors.resolve_config``),
+        config: a concrete ModelConfig (anchors resolved: see ``model.network.data_settings.resolve_config``),
             or its ``to_dict()`` (as Lightning passes it back from a checkpoint).
         pr_score_thresh: score threshold of precision/recall/F1; default ``config.score_thresh``.
     """
@@ -65,7 +76,7 @@ class RetinaNetModule(pl.LightningModule):
         if config.anchor_sizes == "auto":
             raise ConfigError(
                 'RetinaNetModule needs concrete anchors but config.anchor_sizes="auto"; resolve '
-                "it first with model.network.anchors.resolve_config(config, diameters, band_stats)."
+                "it first with model.network.data_settings.resolve_config(config, diameters, band_stats)."
             )
         self.config = config
         self.save_hyperparameters({"config": config.to_dict()})
@@ -199,7 +210,7 @@ def build_scheduler(
 @torch.no_grad()
 def predict_tiles(
     model: nn.Module | str | Path,
-    store: Any,
+    store: TileStoreLike,
     split: str = "val",
     n: int = 8,
     *,

@@ -1,8 +1,8 @@
 """The Lightning ``Trainer`` of one run, built from a ModelConfig.
 
-Hardware comes from the config (``accelerator``, ``devices``, ``strategy``, ``num_nodes``,
-``precision``), so several GPUs or nodes use Lightning's DDP unchanged (``strategy="ddp"``; in a
-notebook ``"ddp_notebook"``). Everything a run writes goes under one folder::
+Hardware comes from a :class:`~model.run_config.RunConfig` (``accelerator``, ``devices``,
+``strategy``, ``num_nodes``, ``precision``), so several GPUs or nodes use Lightning's DDP unchanged
+(``strategy="ddp"``; in a notebook ``"ddp_notebook"``). Everything a run writes goes under one folder::
 
     <run_dir>/logs/<version>/metrics.csv       CSV log (always), one version per (re)start
     <run_dir>/tensorboard/<version>/           TensorBoard events (when tensorboard imports)
@@ -28,6 +28,7 @@ from pytorch_lightning.callbacks import (
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from model.config import ModelConfig
+from model.run_config import RunConfig
 from model.training.progress_bar import ProgressBar
 
 
@@ -101,6 +102,7 @@ def build_trainer(
     config: ModelConfig,
     run_dir: str | Path,
     *,
+    run: RunConfig | None = None,
     max_epochs: int | None = None,
     limit_batches: int | float | None = None,
     version: str = "run0",
@@ -112,8 +114,10 @@ def build_trainer(
     """A Trainer for ``config`` writing logs and checkpoints under ``run_dir``.
 
     Args:
-        config: hardware (accelerator, devices, strategy, num_nodes, precision) and epochs.
+        config: epochs and early stopping.
         run_dir: the run's folder (layout in the module docstring).
+        run: hardware (accelerator, devices, strategy, num_nodes, precision); default
+            ``RunConfig()``.
         max_epochs: overrides ``config.max_epochs``.
         limit_batches: batches per epoch for training, validation and test (an int, or a
             fraction of each loader); None = all.
@@ -128,14 +132,14 @@ def build_trainer(
     Returns:
         The trainer (``trainer.checkpoint_callback`` is the best/last ModelCheckpoint).
     """
-    run_dir = Path(run_dir)
+    run_dir, run = Path(run_dir), run or RunConfig()
     options: dict[str, Any] = {
         "max_epochs": config.max_epochs if max_epochs is None else max_epochs,
-        "accelerator": config.accelerator,
-        "devices": config.devices,
-        "strategy": config.strategy,
-        "num_nodes": config.num_nodes,
-        "precision": config.precision,
+        "accelerator": run.accelerator,
+        "devices": run.devices,
+        "strategy": run.strategy,
+        "num_nodes": run.num_nodes,
+        "precision": run.trainer_precision,
         "default_root_dir": str(run_dir),
         "logger": build_loggers(run_dir, version),
         "callbacks": [

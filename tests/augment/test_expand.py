@@ -7,6 +7,12 @@ import torch
 
 from augment.expand import cast_to_dtype, expand_store
 from tiling.errors import ConfigError
+from tiling.store.format import (
+    BOX_COLUMNS,
+    BOX_TABLE_COLUMNS,
+    OBJECT_SIZE_COLUMNS,
+    TILE_COLUMNS,
+)
 
 
 class FakeStore:
@@ -39,43 +45,23 @@ class FakeStore:
                             1.0,
                             100 * tid + j,
                             4.0,
+                            4.0,
+                            4.0,
                         )
                     )
                 tid += 1
-        self.tiles = pd.DataFrame(
-            rows,
-            columns=[
-                "tile_id",
-                "raster",
-                "array",
-                "index",
-                "row",
-                "col",
-                "split",
-                "n_boxes",
-                "nodata_fraction",
-            ],
+        self.tiles = pd.DataFrame(rows, columns=TILE_COLUMNS)
+        self.boxes = pd.DataFrame(boxes, columns=BOX_TABLE_COLUMNS).astype(
+            {c: np.float32 for c in [*BOX_COLUMNS, "visible", *OBJECT_SIZE_COLUMNS]}
         )
-        self.boxes = pd.DataFrame(
-            boxes,
-            columns=[
-                "tile_id",
-                "xmin",
-                "ymin",
-                "xmax",
-                "ymax",
-                "label",
-                "label_id",
-                "visible",
-                "object_id",
-                "diameter",
-            ],
-        ).astype({c: np.float32 for c in ["xmin", "ymin", "xmax", "ymax", "visible", "diameter"]})
         self.meta = {
             "labels": self.labels,
             "tile_size": size,
+            "overlap": 0,
             "in_channels": bands,
             "dtype": "uint16",
+            "rasters": [{"name": f"r{k}", "nodata": None} for k in range(len(n_per_array))],
+            "band_stats": {"mean": [0.0] * bands, "std": [1.0] * bands},
         }
 
     def image(self, tile_id):

@@ -1,19 +1,24 @@
-"""Tiny tile stores for model tests, written in the CONTRACTS on-disk format.
+"""Tiny tile stores for model tests, written by the tile store's own writer.
 
 ``write_disc_store`` draws bright discs on a noisy background (uint16, one raster array) and
-writes ``tiles_0.npy``, ``tiles.parquet``, ``boxes.parquet`` and ``meta.json``; ``open_store`` opens
-it with the real ``tiling.store.TileStore``.
+writes them with :mod:`tiling.store.format` (``tiles_0.npy``, ``tiles.parquet``, ``boxes.parquet``,
+``meta.json``); ``open_store`` opens it with the real ``tiling.store.TileStore``.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
+from tiling.store.format import (
+    BOX_COLUMNS,
+    BOX_TABLE_COLUMNS,
+    create_tile_array,
+    map_tile_array,
+    write_tables,
+)
 
 
 def _draw_tile(rng, size, bands, n_discs, big, nodata):
@@ -65,7 +70,8 @@ def write_disc_store(
         for b, lab, d in zip(boxes, labels, diam, strict=True):
             box_rows.append((t, *b, lab, d))
     arr = np.stack(images)
-    np.save(path / "tiles_0.npy", arr)
+    create_tile_array(path, 0, arr.dtype, arr.shape)
+    map_tile_array(path, 0, writable=True)[:] = arr
     label_names = sorted({r[5] for r in box_rows})
     boxes = pd.DataFrame(box_rows, columns=["tile_id", *BOX_COLUMNS, "label", "diameter"])
     boxes[BOX_COLUMNS] = boxes[BOX_COLUMNS].clip(0, tile_size).astype(np.float32)
@@ -73,10 +79,8 @@ def write_disc_store(
     boxes["visible"] = np.float32(1.0)
     boxes["object_id"] = np.arange(len(boxes), dtype=np.int64)
     boxes["diameter"] = boxes["diameter"].astype(np.float32)
-    boxes = boxes[
-        ["tile_id", *BOX_COLUMNS, "label", "label_id", "visible", "object_id", "diameter"]
-    ]
-    boxes.to_parquet(path / "boxes.parquet", index=False)
+    boxes["width"] = boxes["height"] = boxes["diameter"]  # discs: as wide as they are tall
+    boxes = boxes[BOX_TABLE_COLUMNS]
     counts = boxes.groupby("tile_id").size().reindex(range(n_tiles), fill_value=0)
     tiles = pd.DataFrame(
         {
@@ -91,7 +95,6 @@ def write_disc_store(
             "nodata_fraction": 0.125 if nodata is not None else 0.0,
         }
     )
-    tiles.to_parquet(path / "tiles.parquet", index=False)
     valid = arr.astype(np.float64)
     valid = valid[:, :, tile_size // 8 :] if nodata is not None else valid
     flat = valid.transpose(1, 0, 2, 3).reshape(bands, -1)
@@ -123,7 +126,7 @@ def write_disc_store(
             },
         },
     }
-    (path / "meta.json").write_text(json.dumps(meta))
+    write_tables(path, tiles, boxes, meta)
     return path
 
 

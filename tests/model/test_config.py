@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import ModelConfig, default_anchor_sizes, pyramid_strides
+from model.config import ModelConfig, default_anchor_sizes, load_yaml, pyramid_strides
+from model.run_config import RUN_FIELDS
 from tiling.errors import ConfigError
 from tiling.radiometry.stretch import Stretch
 
@@ -61,14 +62,13 @@ def test_defaults_are_valid():
         ({"max_epochs": True}, r"max_epochs=True"),
         ({"early_stopping_patience": 0}, r"early_stopping_patience=0"),
         ({"augment": 3}, r"augment=3.*recipe"),
-        ({"precision": "64"}, r"precision='64'.*bf16-mixed"),
-        ({"accelerator": "tpu"}, r"accelerator='tpu'"),
-        ({"devices": 0}, r"devices=0"),
-        ({"devices": []}, r"devices=\[\]"),
-        ({"strategy": "horovod"}, r"strategy='horovod'.*ddp"),
-        ({"num_nodes": 0}, r"num_nodes"),
-        ({"num_workers": -1}, r"num_workers=-1"),
         ({"seed": -1}, r"seed=-1"),
+        ({"image_mean": [0.0, float("nan"), 1.0]}, r"image_mean=\[0.0, nan, 1.0\].*finite numbers"),
+        ({"image_std": [1.0, float("inf"), 1.0]}, r"image_std=\[1.0, inf, 1.0\].*finite numbers"),
+        ({"fpn_channels": 100}, r"fpn_channels=100.*multiple of 32 with norm=\"group\".*e.g. 96"),
+        ({"lr": "1e-3"}, r"lr='1e-3'.*a string, not a number: write it unquoted"),
+        ({"batch_size": 8.0}, r"batch_size=8.0.*an integer >= 1"),
+        ({"stride4": 1}, r"stride4=1.*true or false"),
         (
             {"input_stretch": "sqrt"},
             r"input_stretch='sqrt'.*'none', 'linear', 'asinh', 'log', 'zscale'",
@@ -113,8 +113,6 @@ def test_valid_explicit_values_are_normalised(tmp_path):
         stride4=True,
         aspect_ratios=[1.0, 2.0],
         weights=tmp_path / "w.pt",
-        precision=32,
-        devices=(0, 1),
         classes=("a", "b"),
         image_mean=(1, 2, 3),
         early_stopping_patience=3,
@@ -124,8 +122,6 @@ def test_valid_explicit_values_are_normalised(tmp_path):
     assert isinstance(config.anchor_sizes, tuple)
     assert config.aspect_ratios == (1.0, 2.0)
     assert config.weights == str(tmp_path / "w.pt")
-    assert config.precision == "32"
-    assert config.devices == [0, 1]
     assert config.classes == ["a", "b"]
     assert config.image_mean == [1, 2, 3]
     assert config.num_classes == 2
@@ -142,9 +138,6 @@ def _rich_config():
         image_mean=[100.0, 200.0, 300.0, 400.0],
         image_std=[10.0, 20.0, 30.0, 40.0],
         augment={"name": "compose", "transforms": [{"name": "d4", "symmetries": [0, 1]}]},
-        precision="bf16-mixed",
-        devices=[0],
-        strategy="ddp",
         early_stopping_patience=5,
     )
 
@@ -274,3 +267,36 @@ def test_numpy_values_become_python_and_config_hashes(tmp_path):
     path.write_text(config.to_yaml())
     assert ModelConfig.from_yaml(str(path)) == config
     assert ModelConfig.from_yaml("lr: 0.5").lr == 0.5
+
+
+def test_group_norm_takes_any_fpn_width_with_batch_norm():
+    assert ModelConfig(fpn_channels=100, norm="batch").fpn_channels == 100
+    assert ModelConfig(fpn_channels=96).fpn_channels == 96
+
+
+def test_yaml_reads_exponents_without_a_dot_as_numbers(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 1e-3\nweight_decay: 5E-4\nfocal_gamma: 2\n")
+    config = ModelConfig.from_yaml(path)
+    assert (config.lr, config.weight_decay, config.focal_gamma) == (1e-3, 5e-4, 2)
+    assert isinstance(config.lr, float)
+    assert ModelConfig.from_yaml(config.to_yaml()) == config
+    assert load_yaml("a: 1e-3\nb: 10\nc: '1e-3'\nd: 1.5e+2\ne: 1_000") == {
+        "a": 0.001,
+        "b": 10,
+        "c": "1e-3",
+        "d": 150.0,
+        "e": 1000,
+    }
+
+
+def test_run_settings_of_older_configs_are_dropped_with_a_warning(tmp_path, caplog):
+    old = {**ModelConfig().to_dict(), "num_workers": 4, "accelerator": "gpu", "precision": "32"}
+    with caplog.at_level("WARNING", logger="model.config"):
+        config = ModelConfig.from_dict(old)
+    assert config == ModelConfig()
+    assert "accelerator='gpu', num_workers=4, precision='32' dropped" in caplog.text
+    assert "RunConfig" in caplog.text
+    assert not set(RUN_FIELDS) & set(config.to_dict())
+    (tmp_path / "old.yaml").write_text("devices: 2\nstrategy: ddp\nlr: 0.01\n")
+    assert ModelConfig.from_yaml(tmp_path / "old.yaml") == ModelConfig(lr=0.01)

@@ -15,6 +15,7 @@ import pytest
 
 from model.config import ModelConfig
 from model.parameters import SMOKE, RunParameters
+from model.run_config import RunConfig
 from model.training.grid import run_grid
 from tiling.catalog.collect import read_catalogs
 from tiling.errors import ConfigError
@@ -93,7 +94,8 @@ def test_catalogue_and_store_keywords_are_the_notebooks(smoke):
 def test_grid_keywords_are_the_notebooks(smoke):
     ns = namespace(smoke=smoke, workers=7)
     params = RunParameters(smoke=smoke, workers=7).resolved()
-    ns.update(ModelConfig=ModelConfig, run_grid=Recorder(run_grid), store="STORE", output_dir="OUT")
+    ns.update(ModelConfig=ModelConfig, RunConfig=RunConfig, run_grid=Recorder(run_grid))
+    ns.update(store="STORE", output_dir="OUT")
     exec(cell_with("= run_grid("), ns)
     (call,) = ns["run_grid"].calls
     assert (call.pop("store"), call.pop("output_dir")) == ("STORE", "OUT")

@@ -17,8 +17,9 @@ from tiling.catalog.convert import corner_boxes, object_boxes
 from tiling.catalog.table import read_table, typed_columns
 from tiling.errors import CatalogError
 from tiling.sources import RasterSource, open_raster
+from tiling.store.format import BOX_COLUMNS
 
-_BOX = ("xmin", "ymin", "xmax", "ymax")
+_BOX = tuple(BOX_COLUMNS)  # a catalogue of boxes names them as the tile store does
 
 
 def _numeric(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:

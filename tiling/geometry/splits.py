@@ -45,13 +45,13 @@ from tiling.geometry.blocks import (
     plan_block_splits,
     resolve_block_strides,
 )
+from tiling.geometry.box_columns import BOX_COLUMNS
 from tiling.geometry.grid import axis_offsets, boxes_from_sizes, tile_grid
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 SPLIT_MODES = ("raster", "blocks")
-BOX_COLUMNS = ["xmin", "ymin", "xmax", "ymax"]
 #: Split code of a tile dropped because it straddles blocks of two splits.
 DROPPED = -1
 
@@ -68,7 +68,7 @@ def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
             f"split_fractions={tuple(fractions)} must be three numbers >= 0 (train, val, test) "
             "that sum to 1, e.g. (0.7, 0.15, 0.15)"
         )
-    return values  # type: ignore[return-value]
+    return values
 
 
 def split_counts(n: int, fractions: Sequence[float]) -> np.ndarray:

@@ -13,24 +13,50 @@ A stretch maps each band to ``[0, 1]``: values are first normalised between per-
 Limits are fitted on a sample of pixels (:func:`sample_pixels` reads a few random windows through
 the raster interface), never on the whole image. A fitted :class:`Stretch` is a frozen value
 that round-trips through :meth:`Stretch.to_dict` / :meth:`Stretch.from_dict` (plain JSON types),
-so it can be stored in a tile store's meta or a model config. ``apply`` takes numpy arrays or
-torch tensors ``[C, H, W]``; :meth:`Stretch.invert` maps stretched values back to raw units.
+so it can be stored in a tile store's meta or a model config. :meth:`Stretch.invert` maps
+stretched values back to raw units.
+
+This is the project's one stretch: :meth:`Stretch.apply` takes numpy arrays or torch tensors
+``[..., C, H, W]`` (the model's input stretch calls it on batches on their device, the plots on
+numpy tiles) and :func:`linear_map` is its linear part, which augmentation's ``PercentileStretch``
+calls with per-image limits.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from tiling.errors import ConfigError, RasterError
 from tiling.radiometry.zscale import zscale_limits
 from tiling.sources.base import RasterSource, Window
+
+ArrayT = TypeVar("ArrayT", np.ndarray, Tensor)
+
+
+def linear_map(
+    x: Tensor,
+    low: Tensor,
+    high: Tensor,
+    out_low: Tensor | float = 0.0,
+    out_high: Tensor | float = 1.0,
+) -> Tensor:
+    """Map ``[low, high]`` linearly onto ``[out_low, out_high]``, values beyond clipped.
+
+    ``out_low + (x - low) * (out_high - out_low) / (high - low)``, clipped to the output range; a
+    flat range (``high <= low``) divides by 1 instead. All arguments broadcast (e.g. limits
+    ``[C, 1, 1]`` per band or ``[B, C, 1, 1]`` per image); NaN stays NaN.
+    """
+    span = high - low
+    span = torch.where(span > 0, span, torch.ones_like(span))
+    scaled = out_low + (x - low) * (out_high - out_low) / span
+    return scaled.clamp(out_low, out_high)  # type: ignore[arg-type]  # clamp takes tensor bounds
 
 
 @dataclass(frozen=True)
@@ -51,8 +77,8 @@ class Stretch:
                 "band, the same number of bands"
             )
 
-    def curve(self, u: Any) -> Any:
-        """Map normalised values ``u`` in [0, 1] to [0, 1] (numpy array or torch tensor)."""
+    def curve(self, u: Tensor) -> Tensor:
+        """Map normalised values ``u`` in [0, 1] to [0, 1]."""
         return u
 
     def inverse_curve(self, y: float) -> float:
@@ -79,42 +105,36 @@ class Stretch:
             out.append(low + span * self.inverse_curve(min(max(float(y), 0.0), 1.0)))
         return tuple(out)
 
-    def apply(self, array: Any, fill: float | None = 0.0) -> Any:
-        """Stretch ``array`` ``[C, H, W]`` (numpy or torch) to float32 in ``[0, 1]``.
+    def apply(self, array: ArrayT, fill: float | None = 0.0, dtype: Any = None) -> ArrayT:
+        """Stretch ``array`` ``[..., C, H, W]`` (numpy or torch) to ``[0, 1]``.
+
+        ``curve(linear_map(x, low, high))`` per band, computed in float64 (float32 on MPS, which
+        has no float64) on the array's device.
 
         Args:
-            array: one value per band and pixel; ``C`` must equal the number of fitted bands.
+            array: raw values; axis ``-3`` holds the ``C`` fitted bands.
             fill: value given to NaN pixels (nodata); ``None`` keeps them NaN.
+            dtype: dtype of the result (numpy's for an array, torch's for a tensor); float32 when
+                None.
 
         Returns:
-            float32 array or tensor ``[C, H, W]`` (same library as the input).
+            An array or tensor (as the input) of the input's shape.
         """
-        if array.ndim != 3 or array.shape[0] != len(self.low):
+        tensor = array if isinstance(array, Tensor) else _float64_tensor(array)
+        if tensor.ndim < 3 or tensor.shape[-3] != len(self.low):
             raise ConfigError(
                 f"{self.kind} stretch fitted on {len(self.low)} bands cannot apply to an array of "
-                f"shape {tuple(array.shape)}; expected [C={len(self.low)}, H, W]"
+                f"shape {tuple(tensor.shape)}; expected [..., C={len(self.low)}, H, W]"
             )
-        x: Any
-        low: Any
-        high: Any
-        if _is_tensor(array):
-            import torch
-
-            x = array.to(torch.float64)
-            low = torch.tensor(self.low, dtype=torch.float64, device=x.device)[:, None, None]
-            high = torch.tensor(self.high, dtype=torch.float64, device=x.device)[:, None, None]
-        else:
-            x = np.asarray(array, dtype=np.float64)
-            low = np.asarray(self.low)[:, None, None]
-            high = np.asarray(self.high)[:, None, None]
-        span = high - low
-        span = span + (span <= 0) * 1.0  # flat band: avoid 0/0, everything maps to 0
-        out = self.curve(((x - low) / span).clip(0.0, 1.0))
+        work = torch.float32 if tensor.device.type == "mps" else torch.float64
+        low = torch.tensor(self.low, dtype=work, device=tensor.device)[:, None, None]
+        high = torch.tensor(self.high, dtype=work, device=tensor.device)[:, None, None]
+        out = self.curve(linear_map(tensor.to(work), low, high)).clamp(0.0, 1.0)
         if fill is not None:
-            out = out.nan_to_num(fill) if _is_tensor(out) else np.nan_to_num(out, nan=fill)
-        if _is_tensor(out):
-            return out.to(sys.modules["torch"].float32)
-        return out.astype(np.float32)
+            out = out.nan_to_num(fill)
+        if isinstance(array, Tensor):
+            return out.to(dtype or torch.float32)
+        return out.numpy().astype(dtype or np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict with ``kind`` and every field (limits as lists)."""
@@ -126,7 +146,7 @@ class Stretch:
         """Rebuild a stretch written by :meth:`to_dict`."""
         data = dict(data)
         kind = data.pop("kind", None)
-        cls = STRETCHES.get(kind)  # type: ignore[arg-type]
+        cls = STRETCHES.get(kind)
         if cls is None:
             raise ConfigError(f"stretch kind {kind!r} unknown; use one of {sorted(STRETCHES)}")
         names = {f.name for f in fields(cls)}
@@ -159,9 +179,8 @@ class AsinhStretch(Stretch):
     kind: ClassVar[str] = "asinh"
     a: float = 0.1
 
-    def curve(self, u: Any) -> Any:  # noqa: D102 - see class docstring
-        lib = _array_module(u)
-        return lib.arcsinh(u / self.a) / math.asinh(1.0 / self.a)
+    def curve(self, u: Tensor) -> Tensor:  # noqa: D102 - see class docstring
+        return torch.arcsinh(u / self.a) / math.asinh(1.0 / self.a)
 
     def inverse_curve(self, y: float) -> float:  # noqa: D102 - see Stretch.inverse_curve
         return self.a * math.sinh(y * math.asinh(1.0 / self.a))
@@ -174,28 +193,43 @@ class LogStretch(Stretch):
     kind: ClassVar[str] = "log"
     a: float = 1000.0
 
-    def curve(self, u: Any) -> Any:  # noqa: D102 - see class docstring
-        lib = _array_module(u)
-        return lib.log1p(self.a * u) / math.log1p(self.a)
+    def curve(self, u: Tensor) -> Tensor:  # noqa: D102 - see class docstring
+        return torch.log1p(self.a * u) / math.log1p(self.a)
 
     def inverse_curve(self, y: float) -> float:  # noqa: D102 - see Stretch.inverse_curve
         return math.expm1(y * math.log1p(self.a)) / self.a
 
 
-def _is_tensor(value: Any) -> bool:
-    """True for a torch tensor; torch is not imported for numpy input (it costs ~0.6 GB)."""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(value, torch.Tensor)
-
-
-def _array_module(value: Any) -> ModuleType:
-    """``torch`` for a tensor, else ``numpy``."""
-    return sys.modules["torch"] if _is_tensor(value) else np
-
-
 STRETCHES: dict[str, type[Stretch]] = {
     c.kind: c for c in (LinearStretch, AsinhStretch, LogStretch, ZScaleStretch)
 }
+
+
+def _float64_tensor(array: Any) -> Tensor:
+    """A float64 tensor sharing memory with a native float64 copy of ``array`` (writable)."""
+    values = np.asarray(array, dtype=np.float64)
+    if not values.flags.writeable:  # torch refuses to share read-only memory silently
+        values = values.copy()
+    return torch.from_numpy(values)
+
+
+def make_stretch(
+    kind: str, low: Sequence[float], high: Sequence[float], a: float | None = None
+) -> Stretch:
+    """The stretch ``kind`` with per-band limits ``low``/``high`` (raw units).
+
+    Args:
+        kind: ``"linear"``, ``"asinh"``, ``"log"`` or ``"zscale"``.
+        low, high: one limit per band.
+        a: asinh/log softening; None keeps the class default (ignored for linear and zscale).
+
+    Raises:
+        ConfigError: unknown kind.
+    """
+    if kind not in STRETCHES:
+        raise ConfigError(f"stretch kind {kind!r} unknown; use one of {sorted(STRETCHES)}")
+    extra = {"a": float(a)} if a is not None and kind in ("asinh", "log") else {}
+    return STRETCHES[kind](tuple(map(float, low)), tuple(map(float, high)), **extra)
 
 
 def fit_stretch(kind: str, sample: np.ndarray, **params: float) -> Stretch:
@@ -210,8 +244,7 @@ def fit_stretch(kind: str, sample: np.ndarray, **params: float) -> Stretch:
     Raises:
         ConfigError: unknown kind or parameter, percentiles out of order, or an empty sample.
     """
-    if kind not in STRETCHES:
-        raise ConfigError(f"stretch kind {kind!r} unknown; use one of {sorted(STRETCHES)}")
+    make_stretch(kind, (0.0,), (1.0,))  # an unknown kind fails before any work
     sample = np.asarray(sample, dtype=np.float64)
     if sample.ndim != 2 or sample.shape[1] == 0 or np.isnan(sample).all(axis=1).any():
         raise ConfigError(
@@ -230,14 +263,12 @@ def fit_stretch(kind: str, sample: np.ndarray, **params: float) -> Stretch:
         contrast = params.get("contrast", 0.25)
         if not contrast > 0:
             raise ConfigError(f"zscale stretch: contrast={contrast} must be > 0 (default 0.25)")
-        low, high = _zscale_limits(sample, contrast)
-        return ZScaleStretch(low, high)
+        return make_stretch(kind, *_zscale_limits(sample, contrast))
     p_low, p_high = params.get("p_low", 0.5), params.get("p_high", 99.5)
     if not 0.0 <= p_low < p_high <= 100.0:
         raise ConfigError(f"{kind} stretch: need 0 <= p_low < p_high <= 100, got {p_low}, {p_high}")
     low, high = np.nanpercentile(sample, [p_low, p_high], axis=1)
-    extra = {"a": float(params["a"])} if "a" in params else {}
-    return STRETCHES[kind](tuple(map(float, low)), tuple(map(float, high)), **extra)
+    return make_stretch(kind, low, high, params.get("a"))
 
 
 def _zscale_limits(

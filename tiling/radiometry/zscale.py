@@ -23,13 +23,15 @@ ranks is a regular draw of the quantiles, which the fit sees the same way with l
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
 #: Ranks fitted at most (evenly strided through the sorted values).
 ZSCALE_SAMPLES = 20_000
 
 
-def sort_kind(dtype: np.dtype) -> str:
+def sort_kind(dtype: np.dtype) -> Literal["stable", "quicksort"]:
     """The fastest ``np.sort`` kind for ``dtype``.
 
     ``"stable"`` is a radix sort for integers of 8 or 16 bits (30x quicksort on 2 M uint8

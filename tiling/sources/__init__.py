@@ -9,7 +9,7 @@ from tiling.lazy import lazy_namespace
 if TYPE_CHECKING:
     from tiling.sources.base import RasterSource, Window
     from tiling.sources.fits import FitsRaster
-    from tiling.sources.gdal import GdalRaster
+    from tiling.sources.gdal import GdalRaster, configure_gdal
     from tiling.sources.open import FITS_SUFFIXES, is_fits, open_raster
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "GdalRaster",
     "RasterSource",
     "Window",
+    "configure_gdal",
     "is_fits",
     "open_raster",
 ]
@@ -28,7 +29,10 @@ __getattr__, __dir__ = lazy_namespace(
             "RasterSource",
             "Window",
         ),
-        "tiling.sources.gdal": ("GdalRaster",),
+        "tiling.sources.gdal": (
+            "GdalRaster",
+            "configure_gdal",
+        ),
         "tiling.sources.fits": ("FitsRaster",),
         "tiling.sources.open": (
             "FITS_SUFFIXES",

@@ -19,10 +19,25 @@ if TYPE_CHECKING:
     from affine import Affine
 
 #: GDAL's block cache defaults to 5 % of the machine's memory (1.2 GB on 24 GB), which a reader
-#: that visits each block once never needs; cap it (MB) unless the user set GDAL_CACHEMAX.
-#: GDAL reads the variable when its cache is first used, so this holds for later rasterio opens.
+#: that visits each block once never needs: :func:`configure_gdal` caps it at this many MB.
 GDAL_CACHE_MB = 256
-os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MB))
+
+
+def configure_gdal(cache_mb: int = GDAL_CACHE_MB, *, override: bool = False) -> None:
+    """Cap GDAL's block cache at ``cache_mb`` MB (``GDAL_CACHEMAX``) for this process.
+
+    Called by the entry points (the notebook, the ``raster-detect`` command, the tile readers'
+    worker processes), never on import. GDAL reads the variable when its cache is first used, so
+    call it before the first raster is read.
+
+    Args:
+        cache_mb: the cap in MB.
+        override: replace a value the user set; by default a user's ``GDAL_CACHEMAX`` is kept.
+    """
+    if override:
+        os.environ["GDAL_CACHEMAX"] = str(cache_mb)
+    else:
+        os.environ.setdefault("GDAL_CACHEMAX", str(cache_mb))
 
 
 class GdalRaster(RasterSource):

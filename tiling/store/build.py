@@ -1,6 +1,6 @@
 """The tile store: tiles of every raster on disk, with their boxes, splits and band statistics.
 
-:func:`build_tile_store` writes ``<out_dir>/<hash>/`` (format in CONTRACTS.md): one
+:func:`build_tile_store` writes ``<out_dir>/<hash>/`` (format in :mod:`tiling.store.format`): one
 ``tiles_<k>.npy`` per raster (``[N_k, C, T, T]`` in the raster's own dtype), ``tiles.parquet``,
 ``boxes.parquet`` and ``meta.json``. The hash covers the parameters (tile filters by their repr)
 and the inputs (each raster's path, size and modification time, each catalogue's content), so an
@@ -24,7 +24,6 @@ that need pixels (nodata fraction) run, and removed tiles are compacted out of t
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -49,11 +48,17 @@ from tiling.geometry.splits import (
 )
 from tiling.sources import open_raster
 from tiling.store.checks import check_boxes, check_catalogs, check_nodata_rasters, check_tiles_left
-from tiling.store.format import FORMAT_VERSION, TILE_COLUMNS, TMP_PATTERN
+from tiling.store.format import (
+    FORMAT_VERSION,
+    TILE_COLUMNS,
+    TMP_PATTERN,
+    tile_array_path,
+    write_tables,
+)
 from tiling.store.lock import BuildLock, lock_path
 from tiling.store.npyfile import compact_rows
 from tiling.store.reader import read_into_arrays
-from tiling.store.space import make_folder, write_bytes
+from tiling.store.space import make_folder
 from tiling.store.stats import band_stats
 from tiling.store.tile_filters import TileFilter, apply_tile_filters
 from tiling.store.tilestore import TileStore
@@ -248,7 +253,7 @@ def build_into(
     filters: Sequence[TileFilter],
     workers: int,
 ) -> None:
-    """Write a complete store into ``folder`` (``meta.json`` last)."""
+    """Write a complete store into ``folder`` (:func:`tiling.store.format.write_tables`)."""
     rasters = [raster_info(path) for path, _ in sources]
     check_rasters(rasters, params)
     record_blocks(rasters, params)
@@ -259,9 +264,7 @@ def build_into(
     tiles, report = _select_tiles(folder, tiles, boxes, rasters, params, filters, workers)
     tiles, boxes = _final_ids(tiles, boxes)
     check_boxes(boxes, sources, names, params)
-    write_table(tiles, folder / "tiles.parquet")
-    write_table(boxes, folder / "boxes.parquet")
-    arrays = [folder / f"tiles_{k}.npy" for k in range(len(rasters))]
+    arrays = [tile_array_path(folder, k) for k in range(len(rasters))]
     nodata = [r["nodata"] for r in rasters]
     meta = {
         "params": params,
@@ -274,7 +277,7 @@ def build_into(
         "band_stats": band_stats(arrays, nodata, seed=params["seed"]),
         "filter_report": report.to_dict("records"),
     }
-    write_bytes(folder / "meta.json", json.dumps(meta, indent=1).encode())
+    write_tables(folder, tiles, boxes, meta)
 
 
 def _select_tiles(
@@ -302,16 +305,9 @@ def _select_tiles(
     check_tiles_left(tiles, keep, report, names, "after the filters that need pixels")
     if not keep.all():
         for k in range(len(rasters)):
-            compact_rows(folder / f"tiles_{k}.npy", keep[tiles["array"].to_numpy() == k])
+            compact_rows(tile_array_path(folder, k), keep[tiles["array"].to_numpy() == k])
         tiles = _number_rows(tiles[keep])
     return tiles, report
-
-
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` as parquet, encoded in memory first so that its size is checked."""
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    write_bytes(path, buffer.getvalue())
 
 
 def requested_splits(rasters: list[dict[str, Any]], params: dict[str, Any]) -> list[str]:

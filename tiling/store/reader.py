@@ -4,10 +4,10 @@ The main process plans the work (which tiles, where each one goes in the output 
 reads pixels when ``workers > 0``. Each task is a few consecutive *strips*: a strip is the window
 of one tile row (height ``T``) spanning the columns of its tiles, cut into column chunks of at most
 ``max_strip_bytes`` for very wide rasters. A worker opens the raster itself once
-(:func:`tiling.sources.open_raster`, cached per process; handles do not pickle, so workers receive
-paths and windows only and the pool is ``spawn``-safe), reads one strip at a time, cuts it into
-tiles and writes them with ``os.pwrite`` into the output ``.npy`` (created by the caller with
-``numpy.lib.format.open_memmap``) at precomputed rows. Writing through the file rather than a
+(:func:`tiling.sources.open_raster`, kept in the process's :class:`ReaderState`; handles do not
+pickle, so workers receive paths and windows only and the pool is ``spawn``-safe), reads one strip
+at a time, cuts it into tiles and writes them with ``os.pwrite`` into the output ``.npy`` (created
+by the caller, :func:`tiling.store.format.create_tile_array`) at precomputed rows. Writing through the file rather than a
 shared mapping keeps each worker's resident memory at about one strip, whatever the raster size;
 GDAL's block cache in a worker is capped by ``GDAL_CACHEMAX`` (:data:`WORKER_GDAL_CACHE_MB`).
 
@@ -20,11 +20,11 @@ the 1.5 GB memory budget and add seconds of start-up. Pixels are copied, never c
 16-bit data stay bit-exact. A pixel is *nodata* when every band equals the raster's nodata value
 or is not finite (:mod:`tiling.sources.nodata`); each task returns the nodata fraction of its tiles.
 
-The pool is a :class:`concurrent.futures.ProcessPoolExecutor` (built on ``multiprocessing``)
-rather than ``multiprocessing.Pool``: when a worker is killed (out of memory, ``kill -9``) the
-former raises ``BrokenProcessPool`` where the latter waits forever for the lost task. Tasks go to
-the workers in lanes (:mod:`tiling.store.lanes`): one task in flight per worker, the next of its lane
-submitted when it finishes, so each worker reads on down its own part of the raster.
+Tasks go to the workers in lanes (:mod:`tiling.store.lanes`), each lane pinned to its own process
+(:class:`tiling.store.workers.LanePool`): one task in flight per worker, the next of its lane
+submitted when it finishes, so each worker reads on down its own part of the raster and its row
+buffer continues from one task to the next. A killed worker (out of memory, ``kill -9``) ends the
+build with a :class:`TilingError`; workers end when the parent process dies.
 
 Workers are *spawned*: each imports the parent's main module again (not its ``if __name__ ==
 "__main__"`` block), as ``multiprocessing`` does. A notebook's is light; a script that imports
@@ -37,7 +37,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +50,11 @@ from tiling.errors import TilingError
 from tiling.progress import progress_bar
 from tiling.sources import RasterSource, Window, open_raster
 from tiling.sources.nodata import nodata_pixels
+from tiling.store.format import create_tile_array
 from tiling.store.lanes import Lanes
-from tiling.store.npyfile import new_npy, npy_header
+from tiling.store.npyfile import npy_header
 from tiling.store.space import reraise, unallocated_bytes
+from tiling.store.workers import LanePool
 
 if TYPE_CHECKING:  # pandas is not imported by worker processes
     import pandas as pd
@@ -67,11 +69,6 @@ MP_CONTEXT = "spawn"
 WORKER_GDAL_CACHE_MB = 32
 #: Reads end on multiples of this many rows (a multiple of the usual 128/256/512 block heights).
 READ_ROWS = 512
-
-_RASTERS: dict[str, RasterSource] = {}
-_FILES: dict[str, int] = {}
-_BUFFER = [np.empty(0, dtype=np.uint8)]
-_ROWS: dict[tuple[str, int, int], RowBuffer] = {}
 
 
 @dataclass(frozen=True)
@@ -271,69 +268,76 @@ def _tile_fractions(mask: np.ndarray, cols: Sequence[int], size: int) -> np.ndar
     return ((cum[c + size] - cum[c]) / (size * size)).astype(np.float32)
 
 
-def _raster(path: str) -> RasterSource:
-    """The raster at ``path``, opened once per process."""
-    if path not in _RASTERS:
-        _RASTERS[path] = open_raster(path)
-    return _RASTERS[path]
+class ReaderState:
+    """What one reading process keeps between tasks: open rasters and files, buffers.
 
-
-def _scratch(nbytes: int) -> np.ndarray:
-    """A per-process byte buffer of at least ``nbytes``, reused across strips."""
-    if _BUFFER[0].nbytes < nbytes:
-        _BUFFER[0] = np.empty(nbytes, dtype=np.uint8)
-    return _BUFFER[0]
-
-
-def _file(path: str) -> int:
-    """A write descriptor of ``path``, opened once per process."""
-    if path not in _FILES:
-        _FILES[path] = os.open(path, os.O_WRONLY)
-    return _FILES[path]
-
-
-def _close_all() -> None:
-    """Close the rasters and files this process opened."""
-    while _RASTERS:
-        _RASTERS.popitem()[1].close()
-    while _FILES:
-        os.close(_FILES.popitem()[1])
-    _BUFFER[0] = np.empty(0, dtype=np.uint8)
-    _ROWS.clear()
-
-
-def _init_worker(cache_mb: int) -> None:
-    """Pool initializer: cap GDAL's block cache (before GDAL reads its configuration)."""
-    os.environ["GDAL_CACHEMAX"] = str(cache_mb)
-
-
-def run_task(task: Task) -> tuple[list[int], np.ndarray, int]:
-    """Read, cut and write one task's strips (runs in a worker, or in-process).
-
-    Returns:
-        ``(dest rows, nodata fractions float32[n], bytes read)``.
+    Built once per worker process by the pool initializer (:class:`tiling.store.workers.LanePool`),
+    or once per :func:`read_tiles` call when reading in this process. A lane's tasks all run in
+    the same process, so the :class:`RowBuffer` of one task is the one the next task continues.
     """
-    src, fd = _raster(task.raster), _file(task.out)
-    first = task.strips[0]
-    key = (task.raster, first.col, first.width)
-    if key not in _ROWS:  # keep one buffer per process: the next task often continues it
-        _ROWS.clear()
-        _ROWS[key] = RowBuffer(*key)
-    rows = _ROWS[key]
-    dest: list[int] = []
-    fractions, before = [], rows.nbytes_read
-    for s in task.strips:
-        strip = rows.strip(src, s.row, task.tile_size)
-        local = [c - s.col for c in s.cols]
-        need = len(local) * strip[:, :, : task.tile_size].nbytes
-        tiles = cut_strip(strip, local, task.tile_size, task.stride, _scratch(need))
-        try:
-            _write_rows(fd, task.header, s.dest, tiles)
-        except OSError as err:  # a full disk where blocks could not be reserved: name the file
-            reraise(Path(task.out), err, unallocated_bytes(fd))
-        fractions.append(_tile_fractions(nodata_pixels(strip, task.nodata), local, task.tile_size))
-        dest.extend(s.dest)
-    return dest, np.concatenate(fractions), rows.nbytes_read - before
+
+    def __init__(self) -> None:
+        self.rasters: dict[str, RasterSource] = {}
+        self.files: dict[str, int] = {}
+        self.scratch = np.empty(0, dtype=np.uint8)
+        self.rows: RowBuffer | None = None
+
+    def raster(self, path: str) -> RasterSource:
+        """The raster at ``path``, opened once."""
+        if path not in self.rasters:
+            self.rasters[path] = open_raster(path)
+        return self.rasters[path]
+
+    def file(self, path: str) -> int:
+        """A write descriptor of ``path``, opened once."""
+        if path not in self.files:
+            self.files[path] = os.open(path, os.O_WRONLY)
+        return self.files[path]
+
+    def scratch_bytes(self, nbytes: int) -> np.ndarray:
+        """A byte buffer of at least ``nbytes``, reused across strips."""
+        if self.scratch.nbytes < nbytes:
+            self.scratch = np.empty(nbytes, dtype=np.uint8)
+        return self.scratch
+
+    def row_buffer(self, raster: str, col: int, width: int) -> RowBuffer:
+        """The row buffer of a column window: the last one when it is the same window."""
+        if self.rows is None or self.rows.key != (raster, col, width):
+            self.rows = RowBuffer(raster, col, width)
+        return self.rows
+
+    def run(self, task: Task) -> tuple[list[int], np.ndarray, int]:
+        """Read, cut and write one task's strips.
+
+        Returns:
+            ``(dest rows, nodata fractions float32[n], bytes read)``.
+        """
+        src, fd = self.raster(task.raster), self.file(task.out)
+        first = task.strips[0]
+        rows = self.row_buffer(task.raster, first.col, first.width)
+        dest: list[int] = []
+        fractions, before = [], rows.nbytes_read
+        size = task.tile_size
+        for s in task.strips:
+            strip = rows.strip(src, s.row, size)
+            local = [c - s.col for c in s.cols]
+            need = len(local) * strip[:, :, :size].nbytes
+            tiles = cut_strip(strip, local, size, task.stride, self.scratch_bytes(need))
+            try:
+                _write_rows(fd, task.header, s.dest, tiles)
+            except OSError as err:  # a full disk where blocks could not be reserved: name the file
+                reraise(Path(task.out), err, unallocated_bytes(fd))
+            fractions.append(_tile_fractions(nodata_pixels(strip, task.nodata), local, size))
+            dest.extend(s.dest)
+        return dest, np.concatenate(fractions), rows.nbytes_read - before
+
+    def close(self) -> None:
+        """Close the rasters and files this state opened; drop the buffers."""
+        while self.rasters:
+            self.rasters.popitem()[1].close()
+        while self.files:
+            os.close(self.files.popitem()[1])
+        self.scratch, self.rows = np.empty(0, dtype=np.uint8), None
 
 
 def _write_rows(fd: int, header: int, dest: Sequence[int], tiles: np.ndarray) -> None:
@@ -342,7 +346,7 @@ def _write_rows(fd: int, header: int, dest: Sequence[int], tiles: np.ndarray) ->
     d = np.asarray(dest)
     breaks = np.flatnonzero(np.diff(d) != 1) + 1
     for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(d)], strict=True):
-        data = memoryview(tiles[lo:hi]).cast("B")
+        data = tiles[lo:hi].data.cast("B")  # a C-contiguous run of rows
         offset, done = header + int(d[lo]) * row_bytes, 0
         while done < len(data):
             done += os.pwrite(fd, data[done:], offset + done)
@@ -379,7 +383,9 @@ def read_tiles(
         plan = plan_tasks(job, max_strip_bytes=max_strip_bytes, rows_per_task=rows_per_task or 4)
         tasks += [(k, task) for task in plan]
     fractions = [np.zeros(len(job.offsets), dtype=np.float32) for job in jobs]
-    options = {} if progress else {"disable": True}  # else TQDM_DISABLE=1 still applies
+    options: dict[str, Any] = (
+        {} if progress else {"disable": True}
+    )  # else TQDM_DISABLE=1 still applies
     bar = progress_bar(
         total=sum(len(j.offsets) for j in jobs), unit="tile", desc="read tiles", **options
     )
@@ -396,25 +402,23 @@ def read_tiles(
 def _results(
     tasks: list[tuple[int, Task]], workers: int
 ) -> Iterator[tuple[int, tuple[list[int], np.ndarray, int]]]:
-    """Run tasks in this process or in a pool; yield ``(job index, result)`` as they finish."""
+    """Run tasks in this process or in lanes of worker processes; yield ``(job index, result)``."""
     if workers == 0:
+        state = ReaderState()
         try:
             for k, task in tasks:
-                yield k, run_task(task)
+                yield k, state.run(task)
         finally:
-            _close_all()
+            state.close()
         return
-    import multiprocessing
-
-    ctx = multiprocessing.get_context(MP_CONTEXT)
-    pool = ProcessPoolExecutor(workers, ctx, _init_worker, (WORKER_GDAL_CACHE_MB,))
     lanes = Lanes(tasks, workers, [sum(len(s.cols) for s in task.strips) for _, task in tasks])
     pending: dict[Future, tuple[int, int]] = {}  # future -> (lane, job index)
+    pool = LanePool(workers, ReaderState, cache_mb=WORKER_GDAL_CACHE_MB, context=MP_CONTEXT)
 
     def submit(lane: int) -> None:
         item = lanes.next(lane)
         if item is not None:
-            pending[pool.submit(run_task, item[1])] = (lane, item[0])
+            pending[pool.submit(lane, item[1])] = (lane, item[0])
 
     try:
         for lane in range(workers):
@@ -432,7 +436,7 @@ def _results(
             "Nothing was kept; run again, with fewer workers if memory is short"
         ) from err
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown()
 
 
 def read_into_arrays(
@@ -459,9 +463,8 @@ def read_into_arrays(
     jobs = []
     for k, info in enumerate(rasters):
         rows = tiles[tiles["array"] == k]
-        out = folder / f"tiles_{k}.npy"
         shape = (len(rows), info["count"], tile_size, tile_size)
-        new_npy(out, np.dtype(info["dtype"]), shape)
+        out = create_tile_array(folder, k, info["dtype"], shape)
         offsets = rows[["row", "col"]].to_numpy(np.int64).reshape(-1, 2)
         jobs.append(RasterJob(info["path"], str(out), offsets, tile_size, overlap, info["nodata"]))
     fractions = read_tiles(jobs, workers)

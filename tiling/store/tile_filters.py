@@ -27,8 +27,8 @@ from tiling.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: ``mask(tiles, boxes, seed) -> bool[len(tiles)]``.
-MaskFn = Callable[[pd.DataFrame, pd.DataFrame, int], np.ndarray]
+#: ``mask(tiles, boxes, seed) -> bool[len(tiles)]`` (an array, a Series or a list of booleans).
+MaskFn = Callable[[pd.DataFrame, pd.DataFrame, int], object]
 
 
 @dataclass(frozen=True)

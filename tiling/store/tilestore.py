@@ -13,7 +13,14 @@ import torch
 from tiling.errors import ConfigError, TilingError
 from tiling.geometry.splits import SPLITS
 from tiling.sources.nodata import nodata_pixels
-from tiling.store.format import BOX_COLUMNS, REQUIRED_FILES, TMP_PATTERN
+from tiling.store.format import (
+    BOX_COLUMNS,
+    REQUIRED_FILES,
+    TMP_PATTERN,
+    map_tile_array,
+    tile_array_path,
+)
+from tiling.store.interface import TileStoreLike
 
 
 class TileStore:
@@ -32,7 +39,7 @@ class TileStore:
         self.meta: dict[str, Any] = json.loads((self.path / "meta.json").read_text())
         self.tiles = pd.read_parquet(self.path / "tiles.parquet")
         self.boxes = pd.read_parquet(self.path / "boxes.parquet")
-        self._arrays: dict[int, np.ndarray] = {}
+        self._arrays: dict[int, np.memmap] = {}
         self._pos = pd.Index(self.tiles["tile_id"].to_numpy())
         self._where = self.tiles[["array", "index"]].to_numpy(np.int64)
         order = np.argsort(self.boxes["tile_id"].to_numpy(), kind="stable")
@@ -80,10 +87,10 @@ class TileStore:
         k, index = self._where[pos]
         return int(k), int(index)
 
-    def array(self, k: int) -> np.ndarray:
+    def array(self, k: int) -> np.memmap:
         """The memory-mapped ``tiles_<k>.npy``, ``[N_k, C, T, T]`` (read-only)."""
         if k not in self._arrays:
-            self._arrays[k] = np.load(self.path / f"tiles_{k}.npy", mmap_mode="r")
+            self._arrays[k] = map_tile_array(self.path, k)
         return self._arrays[k]
 
     def image(self, tile_id: int) -> np.ndarray:
@@ -135,9 +142,8 @@ def check_store(path: Path) -> None:
     missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
     if not missing:
         n_arrays = len(json.loads((path / "meta.json").read_text()).get("rasters", []))
-        missing = [
-            f"tiles_{k}.npy" for k in range(n_arrays) if not (path / f"tiles_{k}.npy").is_file()
-        ]
+        arrays = [tile_array_path(path, k) for k in range(n_arrays)]
+        missing = [a.name for a in arrays if not a.is_file()]
     if missing:
         raise TilingError(
             f"tile store {path} is incomplete (missing {', '.join(missing)}); delete it and "
@@ -145,7 +151,7 @@ def check_store(path: Path) -> None:
         )
 
 
-def split_summary(store: TileStore) -> pd.DataFrame:
+def split_summary(store: TileStoreLike) -> pd.DataFrame:
     """Tiles, boxes and empty tiles per split, and boxes per label (for the notebook).
 
     Returns:

@@ -34,7 +34,6 @@ import argparse
 import dataclasses
 import logging
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +41,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from tiling.atomic import atomic_write
 from tiling.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -374,23 +374,21 @@ def write_raster(
     profile |= {"height": field.height, "width": field.width, "tiled": True, "predictor": 2}
     profile |= {"blockxsize": BLOCK, "blockysize": BLOCK, "compress": "deflate"}
     profile["transform"] = Affine(*transform)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".tmp_" + path.name)
-    with rasterio.open(tmp, "w", **profile) as ds:
-        for row0 in tqdm(range(0, field.height, strip_rows), desc=path.stem, unit="strip"):
-            rows = min(strip_rows, field.height - row0)
-            window = RioWindow(0, row0, field.width, rows)
-            ds.write(field.render_strip(row0, rows)[None], window=window)
-        ds.update_tags(GENERATOR="tiling.synthetic", SEED=str(field.seed))
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with rasterio.open(tmp, "w", **profile) as ds:
+            for row0 in tqdm(range(0, field.height, strip_rows), desc=path.stem, unit="strip"):
+                rows = min(strip_rows, field.height - row0)
+                window = RioWindow(0, row0, field.width, rows)
+                ds.write(field.render_strip(row0, rows)[None], window=window)
+            ds.update_tags(GENERATOR="tiling.synthetic", SEED=str(field.seed))
+
+    atomic_write(path, write)
 
 
 def write_csv(catalogue: pd.DataFrame, path: Path, float_format: str = "%.3f") -> None:
-    """Write the catalogue (3 decimals by default) to a temporary name, then rename it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".tmp_" + path.name)
-    catalogue.to_csv(tmp, index=False, float_format=float_format)
-    os.replace(tmp, path)
+    """Write the catalogue (3 decimals by default) atomically (:func:`tiling.atomic.atomic_write`)."""
+    atomic_write(path, lambda tmp: catalogue.to_csv(tmp, index=False, float_format=float_format))
 
 
 def generate_crater_field(

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +39,8 @@ import pandas as pd
 from astropy.io import fits
 from astropy.wcs import WCS
 from scipy.ndimage import gaussian_filter
+
+from tiling.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +238,8 @@ def generate_star_field(
         seed: random seed; the same seed gives the same files.
 
     Returns:
-        ``(fits_path, csv_path)``. Both are written to temporary names and renamed when complete.
+        ``(fits_path, csv_path)``, each written atomically (:mod:`tiling.atomic`), the FITS file
+        last.
     """
     out_dir = Path(out_dir)
     size = SMALL_SIZE if small else SIZE
@@ -245,16 +247,9 @@ def generate_star_field(
     catalogue = _catalogue(objects, wcs)
     fits_path = out_dir / "images" / f"{NAME}.fits"
     csv_path = out_dir / "datasets" / f"{NAME}.csv"
-    for path in (fits_path, csv_path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_fits, tmp_csv = (
-        fits_path.with_name(".tmp_" + fits_path.name),
-        csv_path.with_name(".tmp_" + csv_path.name),
-    )
-    fits.PrimaryHDU(image, header=_header(wcs, seed)).writeto(tmp_fits, overwrite=True)
-    catalogue.to_csv(tmp_csv, index=False, float_format="%.8f")
-    os.replace(tmp_fits, fits_path)
-    os.replace(tmp_csv, csv_path)
+    # the catalogue first: the FITS file, written last, marks a complete data set (make run-starfield)
+    atomic_write(csv_path, lambda tmp: catalogue.to_csv(tmp, index=False, float_format="%.8f"))
+    atomic_write(fits_path, fits.PrimaryHDU(image, header=_header(wcs, seed)).writeto)
     logger.info(
         "star field %d x %d px, %d objects: %s, %s", size, size, len(catalogue), fits_path, csv_path
     )

@@ -7,7 +7,6 @@ from pyproj import CRS
 from model.inference.predict import predict_raster
 from model.inference.writers import (
     GIS_DRIVERS,
-    atomic_write,
     write_catalog,
     write_csv,
     write_geopackage,
@@ -56,16 +55,6 @@ def test_geopackage_needs_crs(tmp_path, prediction):
         write_geopackage(prediction, tmp_path / "p.gpkg", crs_wkt=None)
     with pytest.raises(CatalogError, match="map_x"):
         write_geopackage(prediction[["x", "y"]], tmp_path / "p.gpkg", crs_wkt="EPSG:32617")
-
-
-def test_interrupted_write_leaves_nothing(tmp_path):
-    def boom(tmp):
-        tmp.write_text("half")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write(tmp_path / "x.csv", boom)
-    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("suffix", [".geojson", ".json", ".fgb", ".parquet", ".GPKG"])

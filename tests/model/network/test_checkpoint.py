@@ -88,3 +88,17 @@ def test_weights_that_do_not_fit_the_config(tmp_path, trained):
     )
     with pytest.raises(RasterDetectError, match=r"do not fit .*classes=3"):
         load_model(tmp_path / "mismatch.ckpt")
+
+
+def test_checkpoint_with_run_settings_in_its_config_still_loads(trained, tmp_path, caplog):
+    # checkpoints written before RunConfig hold the hardware settings in their config
+    model, config, path, images = trained
+    checkpoint = torch.load(path, weights_only=True)
+    hyper = checkpoint["hyper_parameters"]["config"]
+    hyper.update(accelerator="cpu", devices="auto", num_workers=2, precision="32")
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    with caplog.at_level("WARNING", logger="model.config"):
+        loaded, loaded_config = load_model(tmp_path / "old.ckpt")
+    assert loaded_config == config and "num_workers=2" in caplog.text
+    with torch.no_grad():
+        assert torch.equal(loaded(images)[0]["boxes"], model(images)[0]["boxes"])

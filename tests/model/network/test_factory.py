@@ -16,7 +16,6 @@ from model.network.factory import (
     build_retinanet,
     load_weights,
 )
-from model.network.input_stretch import InputStretch
 from tiling.errors import ConfigError
 from tiling.radiometry.stretch import Stretch
 
@@ -150,20 +149,22 @@ def test_stretch_transform_equals_tiling_stretch(params):
     np.testing.assert_allclose(out, (expected - mean) / std, atol=1e-4, rtol=0)
 
 
-def test_input_stretch_batched_any_shape_float32_and_flat_bands():
-    stretch = InputStretch(
-        Stretch.from_dict({"kind": "asinh", "low": [0.0, 3.0], "high": [10.0, 3.0], "a": 0.1})
-    )
+def test_stretch_transform_batched_any_shape_float32_and_flat_bands():
+    params = {"kind": "asinh", "low": [0.0, 3.0], "high": [10.0, 3.0], "a": 0.1}
+    stretch = Stretch.from_dict(params)
+    transform = StretchTransform(32, 32, [0.0, 0.0], [1.0, 1.0], stretch)
     x = torch.rand(3, 2, 5, 6) * 20 - 5
-    out = stretch(x)
+    out = stretch.apply(x)  # the one stretch, on a batch [B, C, H, W]
     assert out.dtype == torch.float32 and out.shape == x.shape
     assert out.min() >= 0 and out.max() <= 1
-    assert torch.equal(out[1], stretch(x[1]))  # [C, H, W] and [B, C, H, W] agree
-    # flat band (low == high): span taken as 1, as Stretch.apply does
-    np.testing.assert_allclose(out[0].numpy(), stretch.stretch.apply(x[0].numpy()), atol=1e-6)
-    assert stretch.stretch_list([x[0], x[1, :, :4]])[1].shape == (2, 4, 6)  # mixed shapes
-    assert "kind=asinh, bands=2" in repr(stretch)
-    assert stretch.state_dict() == {}  # limits live in the config, not in checkpoints
+    assert torch.equal(out[1], stretch.apply(x[1]))  # [C, H, W] and [B, C, H, W] agree
+    # flat band (low == high): span taken as 1, the same on numpy and torch
+    np.testing.assert_allclose(out[0].numpy(), stretch.apply(x[0].numpy()), atol=1e-6)
+    same = transform.stretch_images([x[0], x[1]])
+    assert all(torch.equal(a, b) for a, b in zip(same, out[:2], strict=True))
+    assert transform.stretch_images([x[0], x[1, :, :4]])[1].shape == (2, 4, 6)  # mixed shapes
+    assert transform.stretch_images([x[0].double()])[0].dtype == torch.float64
+    assert transform.state_dict() == {}  # limits live in the config, not in checkpoints
 
 
 def test_stretched_model_trains_predicts_and_keeps_the_state_dict_keys():

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from model.config import ModelConfig
+from model.run_config import RunConfig
 from model.training.datamodule import (
     StoreRef,
     TileDataModule,
@@ -67,8 +68,8 @@ def test_collate_stacks_images_and_keeps_targets(store):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_loaders_give_batches_of_the_configured_size(store, workers):
-    config = ModelConfig(classes=store.labels, tile_size=64, batch_size=4, num_workers=workers)
-    dm = TileDataModule(store, config, samples_per_epoch=8)
+    config = ModelConfig(classes=store.labels, tile_size=64, batch_size=4)
+    dm = TileDataModule(store, config, run=RunConfig(num_workers=workers), samples_per_epoch=8)
     train = dm.train_dataloader()
     assert train.persistent_workers == (workers > 0)
     assert train.num_workers == workers

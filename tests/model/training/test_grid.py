@@ -7,6 +7,7 @@ from pytorch_lightning.callbacks import Callback
 
 from model.config import ModelConfig
 from model.network.checkpoint import load_model
+from model.run_config import RunConfig
 from model.training import grid as grid_mod
 from model.training.grid import (
     best_trial,
@@ -67,6 +68,8 @@ def test_expand_grid_is_the_product_in_order():
 def test_expand_grid_errors():
     with pytest.raises(ConfigError, match="set from the tile store"):
         expand_grid({"tile_size": [128, 256]})
+    with pytest.raises(ConfigError, match=r"grid\['num_workers'\] cannot be searched: .*RunConfig"):
+        expand_grid({"num_workers": [0, 2]})
     with pytest.raises(ConfigError, match="non-empty list"):
         expand_grid({"lr": []})
     with pytest.raises(ConfigError, match="non-empty list"):
@@ -116,13 +119,14 @@ def test_grid_writes_trials_results_and_best(store, base, tmp_path):
     model, config = load_model(out / "best.ckpt")
     assert config.lr == winner["lr"] and not model.training
 
-    # a second run skips every finished trial
+    # a second run skips every finished trial, also on other hardware with other workers
     def boom(*args, **kwargs):
         raise AssertionError("finished trial ran again")
 
     monkey = pytest.MonkeyPatch()
     monkey.setattr(grid_mod, "run_trial", boom)
-    again = run_grid(base, {"lr": [1e-3, 3e-4]}, store, out, **FAST)
+    other = RunConfig(accelerator="cpu", devices=1, num_workers=2, precision="bf16-mixed")
+    again = run_grid(base, {"lr": [1e-3, 3e-4]}, store, out, run=other, **FAST)
     monkey.undo()
     assert again["trial"].tolist() == results["trial"].tolist()
     assert again["val/map_50"].tolist() == pytest.approx(results["val/map_50"].tolist())
@@ -192,8 +196,9 @@ def test_trainer_has_checkpoints_lr_monitor_loggers_and_optional_early_stopping(
 
     from model.training.trainer import build_trainer
 
-    config = ModelConfig(accelerator="cpu", early_stopping_patience=3, max_epochs=7)
-    trainer = build_trainer(config, tmp_path, limit_batches=3, enable_progress_bar=False)
+    config = ModelConfig(early_stopping_patience=3, max_epochs=7)
+    run = RunConfig(accelerator="cpu")
+    trainer = build_trainer(config, tmp_path, run=run, limit_batches=3, enable_progress_bar=False)
     kinds = {type(c) for c in trainer.callbacks}
     assert {ModelCheckpoint, LearningRateMonitor, EarlyStopping} <= kinds
     ckpt = trainer.checkpoint_callback

@@ -5,7 +5,7 @@ import pytorch_lightning as pl
 import torch
 
 from model.config import ModelConfig
-from model.network.anchors import resolve_config
+from model.network.data_settings import resolve_config
 from model.training.datamodule import TileDataModule
 from model.training.metrics import DetectionMetrics, MatchCounts, map_backend, match_detections
 from model.training.module import (

@@ -13,7 +13,7 @@ def bars(trainer):
 
 
 def test_trainer_gets_the_project_bar_unless_off_or_given(tmp_path):
-    config = ModelConfig(accelerator="cpu")
+    config = ModelConfig()
     assert len(bars(build_trainer(config, tmp_path))) == 1
     assert bars(build_trainer(config, tmp_path, enable_progress_bar=False)) == []
     own = ProgressBar(refresh_rate=5)

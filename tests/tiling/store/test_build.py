@@ -18,6 +18,7 @@ from tiling.errors import CatalogError, ConfigError, RasterDetectError, TilingEr
 from tiling.geometry.assign import assign_boxes
 from tiling.geometry.grid import boxes_from_catalog, tile_grid
 from tiling.store import TileStore, build_tile_store, split_summary
+from tiling.store.format import BOX_COLUMNS
 from tiling.store.tile_filters import TileFilter, keep_empty, max_nodata_fraction, tile_where
 
 TILE, OVERLAP = 64, 16
@@ -114,7 +115,7 @@ def test_boxes_match_assign_boxes(data, tmp_path):
         boxes = store.boxes[store.boxes["tile_id"].isin(to_grid)]
         assert list(boxes["tile_id"].map(to_grid)) == got.tile.tolist()
         assert list(boxes["object_id"]) == got.obj.tolist()
-        assert np.allclose(boxes[["xmin", "ymin", "xmax", "ymax"]].to_numpy(), got.boxes.numpy())
+        assert np.allclose(boxes[BOX_COLUMNS].to_numpy(), got.boxes.numpy())
         assert np.allclose(boxes["visible"], got.visible.numpy())
         assert list(boxes["label"]) == list(cat["label"].to_numpy()[got.obj.numpy()])
         assert np.allclose(boxes["diameter"], cat["diameter"].to_numpy()[got.obj.numpy()])

@@ -48,7 +48,7 @@ def test_dataset_files_and_geotiff_profile(small_set):
             assert ds.block_shapes[0] == (512, 512)
             assert ds.compression.name.lower() == "deflate"
             assert ds.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "2"
-    assert not list(small_set.rglob(".tmp_*"))
+    assert not list(small_set.rglob(".*"))  # no temporary file left (tiling.atomic)
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
