@@ -21,7 +21,9 @@ from tiling.store.interface import TileStoreLike
 
 def tables():
     tiles = pd.DataFrame([[0, "r", 0, 0, 0, 0, "train", 1, 0.0]], columns=TILE_COLUMNS)
-    boxes = pd.DataFrame([[0, 1.0, 2.0, 5.0, 6.0, "a", 0, 1.0, 0, 4.0, 4.0, 4.0]], columns=BOX_TABLE_COLUMNS)
+    boxes = pd.DataFrame(
+        [[0, 1.0, 2.0, 5.0, 6.0, "a", 0, 1.0, 0, 4.0, 4.0, 4.0]], columns=BOX_TABLE_COLUMNS
+    )
     meta = {key: None for key in META_KEYS} | {
         "labels": ["a"],
         "tile_size": 8,
