@@ -35,7 +35,7 @@ from tiling.errors import ConfigError
 BACKBONES = ("resnet18", "resnet34", "resnet50", "mobilenet_v3_large")
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULERS = ("none", "cosine", "onecycle")
-PRECISIONS = ("32", "16-mixed", "bf16-mixed")
+PRECISIONS = ("auto", "32", "16-mixed", "bf16-mixed")  # "auto": see model.precision
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 STRATEGIES = (
     "auto",
@@ -129,11 +129,12 @@ class ModelConfig:
     weight_decay: float = 1e-4  # L2 / decoupled weight decay
     scheduler: str = "cosine"  # none | cosine | onecycle
     batch_size: int = 8  # tiles per batch (per device)
-    max_epochs: int = 20  # training epochs
+    max_epochs: int = 20  # training epochs (when max_steps is None)
+    max_steps: int | None = None  # training budget in optimiser steps; None = max_epochs
     early_stopping_patience: int | None = None  # epochs without val improvement; None = off
     augment: Any = "default"  # augmentation recipe name (augment.recipe) or recipe dict
     # --- hardware ------------------------------------------------------------------------------
-    precision: str = "32"  # 32 | 16-mixed | bf16-mixed
+    precision: str = "32"  # auto (bf16 on CPUs/GPUs with it, else 32) | 32 | 16-mixed | bf16-mixed
     accelerator: str = "auto"  # auto | cpu | gpu | cuda | mps
     devices: Any = "auto"  # "auto", a count (>= 1, or -1 = all) or a list of device ids
     strategy: str = "auto"  # auto | ddp | ddp_spawn | ddp_notebook | fsdp | ...
@@ -425,6 +426,8 @@ def _validate_training(cfg: ModelConfig) -> None:
     _check_choice("scheduler", cfg.scheduler, SCHEDULERS)
     _check_int("batch_size", cfg.batch_size, 1)
     _check_int("max_epochs", cfg.max_epochs, 1)
+    if cfg.max_steps is not None:
+        _check_int("max_steps", cfg.max_steps, 1)
     if cfg.early_stopping_patience is not None:
         _check_int("early_stopping_patience", cfg.early_stopping_patience, 1)
     if not (isinstance(cfg.augment, str) and cfg.augment) and not isinstance(cfg.augment, dict):

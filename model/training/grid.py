@@ -11,6 +11,12 @@ Layout under ``output_dir``::
     trials/<id>/logs/run<k>/          CSV log of the k-th (re)start; tensorboard/ beside it
     trials/<id>/error.txt             the traceback of a failed trial
 
+Every trial of a grid gets the same budget of work: ``max_steps`` optimiser steps (the config's,
+else ``max_epochs`` epochs), never a time. ``max_minutes_per_trial`` is only a guard: a trial it
+stops is ``truncated`` (its ``steps`` fall short of ``budget_steps``), flagged in the table and
+chosen as the best only when no trial completed. With the same seed and inputs the table is the
+same on a fast and a slow machine (within floating-point noise); only ``train_time_s`` differs.
+
 The trial id is a short hash of everything that defines the trial (its concrete config, the
 store and the epoch/batch limits), so the same call finds its trials again. Running
 :func:`run_grid` again skips trials whose ``summary.json`` exists, resumes an interrupted trial
@@ -25,12 +31,14 @@ import hashlib
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import signal
 import threading
 import traceback
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +47,7 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 from lightning_fabric.utilities.rank_zero import rank_zero_only
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from torch.multiprocessing.spawn import ProcessException
 
 from model.config import ModelConfig
@@ -172,7 +180,7 @@ def _fit_and_test(
     last = trial_dir / "checkpoints" / "last.ckpt"
     runs = [f for f in log_versions(trial_dir) if not f.name.endswith("_test")]
     version = f"run{len(runs)}"
-    timer = TrainTimer()
+    timer = TrainTimer(options.pop("guard_s", None))
     callbacks = [timer, *options.pop("callbacks", ())]
     trainer = build_trainer(config, trial_dir, version=version, callbacks=callbacks, **options)
     with sigint_restored():
@@ -186,6 +194,7 @@ def _fit_and_test(
     best = ckpt.best_model_path if isinstance(ckpt, ModelCheckpoint) else ""
     best = best or (str(last) if last.is_file() else "")
     values: dict[str, Any] = {"epochs": trainer.current_epoch, "train_time_s": timer.total()}
+    values.update(completion(trainer, timer))
     if data.has_split("test") and best:
         tester = build_trainer(config, trial_dir, version=f"{version}_test", **options)
         with sigint_restored():
@@ -195,10 +204,33 @@ def _fit_and_test(
     return values
 
 
+def completion(trainer: pl.Trainer, timer: TrainTimer) -> dict[str, Any]:
+    """``steps`` trained and ``budget_steps``; ``status="truncated"`` and why when short of it.
+
+    Early stopping (``config.early_stopping_patience``) is part of the budget's rule, decided by
+    the validation metric, not by the clock: such a trial counts as complete.
+    """
+    steps = int(trainer.global_step)
+    budget = trainer.estimated_stepping_batches
+    budget_steps = int(budget) if math.isfinite(budget) else steps
+    values: dict[str, Any] = {"steps": steps, "budget_steps": budget_steps}
+    stopped_early = any(
+        isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks
+    )
+    if steps >= budget_steps or stopped_early:
+        return values
+    if timer.fired and timer.limit_s is not None:
+        cause = f"time guard of {timer.limit_s / 60:g} min (max_minutes_per_trial)"
+    else:
+        cause = "training stopped before its budget"
+    values.update(status="truncated", error=f"{cause}: {steps} of {budget_steps} steps")
+    return values
+
+
 def run_trial(
     config: ModelConfig, store: Any, trial_dir: str | Path, **options: Any
 ) -> dict[str, Any]:
-    """Run one trial into ``trial_dir``; its summary row (status ``done`` or ``failed``).
+    """Run one trial into ``trial_dir``; its summary row (status ``done``, ``truncated``, ``failed``).
 
     Args:
         config: the concrete config (see :func:`trial_config`).
@@ -206,7 +238,8 @@ def run_trial(
         trial_dir: the trial's folder (created).
         **options: for :func:`model.training.trainer.build_trainer` (``max_epochs``, ``limit_batches``,
             ``enable_progress_bar``, Trainer keywords), plus ``data_options`` (a dict for
-            :class:`~model.training.datamodule.TileDataModule`).
+            :class:`~model.training.datamodule.TileDataModule`) and ``guard_s`` (the time
+            guard of :class:`~model.training.trainer.TrainTimer`, seconds).
     """
     trial_dir = Path(trial_dir)
     (trial_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -239,6 +272,7 @@ def run_grid(
     max_epochs: int | None = None,
     limit_batches: int | float | None = None,
     retry_failed: bool = False,
+    max_minutes_per_trial: float | None = None,
     enable_progress_bar: bool = True,
     data_options: Mapping[str, Any] | None = None,
     **trainer_kwargs: Any,
@@ -253,15 +287,21 @@ def run_grid(
         output_dir: where the trials and tables go (layout in the module docstring).
         max_epochs: overrides the config's ``max_epochs`` (e.g. a smoke run).
         limit_batches: batches per epoch for train/val/test (int or fraction); None = all.
-        retry_failed: run trials recorded as failed again (default: keep their error).
+        retry_failed: run failed and truncated trials again (default: keep their rows); a
+            truncated trial resumes from its ``last.ckpt`` with the guard's full time.
+        max_minutes_per_trial: the time guard: a run of a trial that trains this long stops
+            and is marked ``truncated`` (None: no guard). Not a budget: size the budget with
+            ``max_steps`` so that the guard never fires.
         enable_progress_bar: Lightning's progress bar during training.
         data_options: keywords for TileDataModule (``samples_per_epoch``, ``empty_weight``...).
         **trainer_kwargs: extra ``pl.Trainer`` keywords.
 
     Returns:
-        One row per trial: ``trial``, the grid's parameters, ``status``, ``error``, the best
-        ``val/*`` metrics and ``best_epoch``, ``test/*`` of the best checkpoint, ``epochs``,
-        ``train_time_s``, ``checkpoint``, ``trial_dir``. Also written to
+        One row per trial: ``trial``, the grid's parameters, ``status`` (``done``,
+        ``truncated`` or ``failed``), ``steps`` (optimiser steps trained), ``budget_steps``,
+        ``error`` (also why a trial was truncated), the best ``val/*`` metrics and
+        ``best_epoch``, ``test/*`` of the best checkpoint, ``epochs``, ``train_time_s``,
+        ``checkpoint``, ``trial_dir``. Also written to
         ``output_dir/grid_results.csv`` after each trial; the winner's checkpoint and config are
         copied to ``output_dir/best.ckpt`` and ``best_config.yaml``.
     """
@@ -275,6 +315,7 @@ def run_grid(
         "limit_batches": limit_batches,
         "enable_progress_bar": enable_progress_bar,
         "data_options": dict(data_options or {}),
+        "guard_s": None if max_minutes_per_trial is None else 60.0 * max_minutes_per_trial,
         **trainer_kwargs,
     }
     rows = []
@@ -296,9 +337,9 @@ def run_grid(
 
 
 def order_columns(results: pd.DataFrame, params: Sequence[str]) -> pd.DataFrame:
-    """Columns: trial, the parameters, status, error, val/*, best_epoch, test/*, the rest."""
+    """Columns: trial, parameters, status, steps, budget_steps, error, val/*, best_epoch, test/*."""
     cols = [str(c) for c in results.columns]
-    first = ["trial", *params, "status", "error"]
+    first = ["trial", *params, "status", "steps", "budget_steps", "error"]
     val = sorted(c for c in cols if c.startswith("val/"))
     test = sorted(c for c in cols if c.startswith("test/"))
     head = [c for c in [*first, *val, "best_epoch", *test] if c in cols]
@@ -318,7 +359,7 @@ def _finished(trial_dir: Path, retry_failed: bool) -> dict[str, Any] | None:
     if not summary.is_file():
         return None
     row = json.loads(summary.read_text())
-    if row.get("status") == "failed" and retry_failed:
+    if row.get("status") in ("failed", "truncated") and retry_failed:
         summary.unlink()
         return None
     log.info("trial %s already %s; skipped", trial_dir.name, row.get("status"))
@@ -335,10 +376,11 @@ def _open_store(store: Any) -> Any:
 
 
 def _copy_best(results: pd.DataFrame, output_dir: Path) -> None:
-    """Copy the winner's best checkpoint and config to output_dir (when a trial is done)."""
-    if not (results["status"] == "done").any():
+    """Copy the winner's best checkpoint and config to output_dir (when a trial has a score)."""
+    try:
+        winner = best_trial(results)
+    except RasterDetectError:  # no trial has a score (ConfigError: no metric column at all)
         return
-    winner = best_trial(results)
     checkpoint = Path(str(winner["checkpoint"]))
     if checkpoint.is_file():
         copy_atomic(checkpoint, output_dir / "best.ckpt")
@@ -346,19 +388,35 @@ def _copy_best(results: pd.DataFrame, output_dir: Path) -> None:
 
 
 def best_trial(results: pd.DataFrame, metric: str = MONITOR) -> pd.Series:
-    """The row of the finished trial with the highest ``metric`` (e.g. ``"val/map_50"``).
+    """The row of the complete trial with the highest ``metric`` (e.g. ``"val/map_50"``).
+
+    Trials cut short by the time guard (``status="truncated"``) trained less than the others and
+    are not compared with them; only when no trial completed is the best truncated one returned,
+    with a warning that names the cause.
 
     Raises:
         ConfigError: ``metric`` is not a column of ``results``.
-        RasterDetectError: no trial finished with a value of ``metric``.
+        RasterDetectError: no trial finished (complete or truncated) with a value of ``metric``.
     """
     if metric not in results.columns:
         metrics = sorted(c for c in results.columns if "/" in str(c))
         raise ConfigError(f"metric={metric!r} is not in the results; use one of {metrics}.")
-    done = results[(results["status"] == "done") & results[metric].notna()]
-    if done.empty:
+    scored = results[results[metric].notna()]
+    done = scored[scored["status"] == "done"]
+    if not done.empty:
+        return done.loc[done[metric].astype(float).idxmax()]
+    truncated = scored[scored["status"] == "truncated"]
+    if truncated.empty:
         raise RasterDetectError(
             f"No finished trial has a value of {metric!r} ({len(results)} trials; see their "
             "'status' and 'error' columns)."
         )
-    return done.loc[done[metric].astype(float).idxmax()]
+    winner = truncated.loc[truncated[metric].astype(float).idxmax()]
+    warnings.warn(
+        f"No trial completed its training budget; the best of {len(truncated)} truncated "
+        f"trial(s) is used: {winner['trial']} ({winner.get('error', '')}). Its {metric} is not "
+        "comparable with a complete trial's: raise max_minutes_per_trial, or lower the budget "
+        "(max_steps), and run the grid again with retry_failed=True to resume them.",
+        stacklevel=2,
+    )
+    return winner

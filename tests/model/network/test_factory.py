@@ -349,3 +349,19 @@ def test_weights_errors(tmp_path):
     torch.save({"foo.weight": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ConfigError, match=r"matches no tensor of this model.*'foo.weight'"):
         load_weights(model, tmp_path / "other.pt")
+
+
+def test_boxes_and_losses_stay_float32_under_bf16_autocast():
+    model = build_retinanet(_config(fpn_channels=32, in_channels=1)).eval()
+    images, targets = _batch(1)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        heads = model.head(list(model.backbone(torch.stack(images)).values()))
+        (out, _) = model(images)
+    assert {v.dtype for v in heads.values()} == {torch.float32}
+    # bf16 boxes would sit on a 0.25-0.5 px grid here (values 32-64 px); float32 ones do not
+    assert out["boxes"].dtype == torch.float32 and len(out["boxes"]) > 0
+    assert bool(((out["boxes"] * 4) % 1 != 0).any())
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(images, targets)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())
