@@ -31,14 +31,12 @@ import hashlib
 import itertools
 import json
 import logging
-import math
 import os
 import re
 import shutil
 import signal
 import threading
 import traceback
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,13 +45,14 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 from lightning_fabric.utilities.rank_zero import rank_zero_only
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.multiprocessing.spawn import ProcessException
 
 from model.config import ModelConfig
 from model.network.anchors import resolve_config
 from model.training.datamodule import TileDataModule
 from model.training.module import RetinaNetModule
+from model.training.results import best_trial, completion, order_columns
 from model.training.trainer import MONITOR, TrainTimer, build_trainer
 from tiling.errors import ConfigError, RasterDetectError
 
@@ -204,29 +203,6 @@ def _fit_and_test(
     return values
 
 
-def completion(trainer: pl.Trainer, timer: TrainTimer) -> dict[str, Any]:
-    """``steps`` trained and ``budget_steps``; ``status="truncated"`` and why when short of it.
-
-    Early stopping (``config.early_stopping_patience``) is part of the budget's rule, decided by
-    the validation metric, not by the clock: such a trial counts as complete.
-    """
-    steps = int(trainer.global_step)
-    budget = trainer.estimated_stepping_batches
-    budget_steps = int(budget) if math.isfinite(budget) else steps
-    values: dict[str, Any] = {"steps": steps, "budget_steps": budget_steps}
-    stopped_early = any(
-        isinstance(c, EarlyStopping) and c.stopped_epoch > 0 for c in trainer.callbacks
-    )
-    if steps >= budget_steps or stopped_early:
-        return values
-    if timer.fired and timer.limit_s is not None:
-        cause = f"time guard of {timer.limit_s / 60:g} min (max_minutes_per_trial)"
-    else:
-        cause = "training stopped before its budget"
-    values.update(status="truncated", error=f"{cause}: {steps} of {budget_steps} steps")
-    return values
-
-
 def run_trial(
     config: ModelConfig, store: Any, trial_dir: str | Path, **options: Any
 ) -> dict[str, Any]:
@@ -305,6 +281,11 @@ def run_grid(
         ``output_dir/grid_results.csv`` after each trial; the winner's checkpoint and config are
         copied to ``output_dir/best.ckpt`` and ``best_config.yaml``.
     """
+    if max_minutes_per_trial is not None and not max_minutes_per_trial > 0:
+        raise ConfigError(
+            f"max_minutes_per_trial={max_minutes_per_trial!r} must be a positive number of "
+            "minutes, or None for no time guard."
+        )
     store = _open_store(store)
     output_dir = Path(output_dir)
     combos = expand_grid(grid) if grid else [{}]
@@ -334,16 +315,6 @@ def run_grid(
     if _is_rank_zero():
         _copy_best(results, output_dir)
     return results
-
-
-def order_columns(results: pd.DataFrame, params: Sequence[str]) -> pd.DataFrame:
-    """Columns: trial, parameters, status, steps, budget_steps, error, val/*, best_epoch, test/*."""
-    cols = [str(c) for c in results.columns]
-    first = ["trial", *params, "status", "steps", "budget_steps", "error"]
-    val = sorted(c for c in cols if c.startswith("val/"))
-    test = sorted(c for c in cols if c.startswith("test/"))
-    head = [c for c in [*first, *val, "best_epoch", *test] if c in cols]
-    return results[head + [c for c in cols if c not in head]]
 
 
 def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -385,38 +356,3 @@ def _copy_best(results: pd.DataFrame, output_dir: Path) -> None:
     if checkpoint.is_file():
         copy_atomic(checkpoint, output_dir / "best.ckpt")
         copy_atomic(Path(winner["trial_dir"]) / "config.yaml", output_dir / "best_config.yaml")
-
-
-def best_trial(results: pd.DataFrame, metric: str = MONITOR) -> pd.Series:
-    """The row of the complete trial with the highest ``metric`` (e.g. ``"val/map_50"``).
-
-    Trials cut short by the time guard (``status="truncated"``) trained less than the others and
-    are not compared with them; only when no trial completed is the best truncated one returned,
-    with a warning that names the cause.
-
-    Raises:
-        ConfigError: ``metric`` is not a column of ``results``.
-        RasterDetectError: no trial finished (complete or truncated) with a value of ``metric``.
-    """
-    if metric not in results.columns:
-        metrics = sorted(c for c in results.columns if "/" in str(c))
-        raise ConfigError(f"metric={metric!r} is not in the results; use one of {metrics}.")
-    scored = results[results[metric].notna()]
-    done = scored[scored["status"] == "done"]
-    if not done.empty:
-        return done.loc[done[metric].astype(float).idxmax()]
-    truncated = scored[scored["status"] == "truncated"]
-    if truncated.empty:
-        raise RasterDetectError(
-            f"No finished trial has a value of {metric!r} ({len(results)} trials; see their "
-            "'status' and 'error' columns)."
-        )
-    winner = truncated.loc[truncated[metric].astype(float).idxmax()]
-    warnings.warn(
-        f"No trial completed its training budget; the best of {len(truncated)} truncated "
-        f"trial(s) is used: {winner['trial']} ({winner.get('error', '')}). Its {metric} is not "
-        "comparable with a complete trial's: raise max_minutes_per_trial, or lower the budget "
-        "(max_steps), and run the grid again with retry_failed=True to resume them.",
-        stacklevel=2,
-    )
-    return winner

@@ -192,6 +192,7 @@ def test_trainer_has_checkpoints_lr_monitor_loggers_and_optional_early_stopping(
     assert EarlyStopping not in {type(c) for c in quiet.callbacks} and quiet.max_epochs == 1
 
 
+@pytest.mark.slow
 def test_budget_in_steps_is_honoured_and_its_last_step_validated(store, base, tmp_path):
     out = tmp_path / "grid"
     # epochs of 2 steps (limit_batches), a budget of 3 steps: the last epoch ends after 1 step
@@ -204,6 +205,7 @@ def test_budget_in_steps_is_honoured_and_its_last_step_validated(store, base, tm
     assert validated["step"].tolist() == [1, 2]  # after epoch 0 (2 steps) and after step 3
 
 
+@pytest.mark.slow
 def test_time_guard_marks_the_trial_truncated(store, base, tmp_path):
     out = tmp_path / "grid"
     results = run_grid(base, {"lr": [1e-3]}, store, out, max_minutes_per_trial=1e-6, **FAST)
@@ -216,6 +218,8 @@ def test_time_guard_marks_the_trial_truncated(store, base, tmp_path):
     assert (out / "best.ckpt").is_file()  # the best truncated trial, for want of a complete one
     with pytest.warns(UserWarning, match=r"No trial completed.*time guard"):
         assert best_trial(results)["trial"] == row["trial"]
+    with pytest.raises(ConfigError, match="max_minutes_per_trial=0 must be a positive number"):
+        run_grid(base, {}, store, out, max_minutes_per_trial=0, **FAST)
 
 
 def test_best_trial_takes_complete_trials_over_truncated_ones():
