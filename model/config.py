@@ -133,7 +133,8 @@ class ModelConfig:
     weight_decay: Fraction = 1e-4  # L2 / decoupled weight decay
     scheduler: Scheduler = "cosine"  # none | cosine | onecycle
     batch_size: Count = 8  # tiles per batch (per device)
-    max_epochs: Count = 20  # training epochs
+    max_epochs: Count = 20  # training epochs (when max_steps is None)
+    max_steps: Count | None = None  # training budget in optimiser steps; None = max_epochs
     early_stopping_patience: Count | None = None  # epochs without val improvement; None = off
     augment: Any = "default"  # augmentation recipe name (augment.recipe) or recipe dict
     seed: Annotated[int, Range(0)] = 0  # seeds torch/numpy/python and the data order

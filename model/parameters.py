@@ -30,7 +30,7 @@ SMOKE: dict[str, Any] = {
     "tile_size": 128,
     "overlap": 16,
     "grid": {"lr": [1e-3, 3e-4], "focal_gamma": [2.0]},
-    "max_epochs": 1,
+    "steps_per_trial": 2,
     "samples_per_epoch": 8,
     "batch_size": 4,
     "max_minutes_per_trial": None,
@@ -53,6 +53,7 @@ class RunParameters(StoreParameters):
 
     # fmt: off
     output_dir: str = param("runs/latest", "this run's figures, tables, checkpoints and catalogues", o.text)
+    threads: int = param(2, "torch threads; a fixed count gives the same results on any number of cores (0: all)", o.non_negative_int)
     smoke: bool = param(False, "tiny settings for CI: one short trial on few tiles (overrides other values)", o.flag)
     # --- augmentation and training
     augment: str = param("default", "augmentation recipe: none | flips | d4 | default", o.text)
@@ -63,14 +64,14 @@ class RunParameters(StoreParameters):
     fpn_channels: int = param(128, "channels of the FPN and heads (torchvision uses 256)", o.positive_int)
     weights: str | None = param(None, "local weights file (state dict or checkpoint); null trains from scratch", o.optional(o.text))
     batch_size: int = param(8, "tiles per batch", o.positive_int)
-    max_epochs: int = param(8, "epochs per trial", o.positive_int)
-    samples_per_epoch: int = param(480, "training tiles drawn per epoch (content-weighted, with replacement)", o.positive_int)
+    steps_per_trial: int = param(720, "optimiser steps of every trial (its budget of work; batch_size tiles each)", o.positive_int)
+    samples_per_epoch: int = param(720, "training tiles drawn between two validations (content-weighted, with replacement)", o.positive_int)
     lr: float = param(1e-3, "learning rate (a grid over lr replaces it)", o.positive_float)
     scheduler: Scheduler = param("onecycle", "learning-rate schedule: none | cosine | onecycle", o.choice(*get_args(Scheduler)))
-    grid: dict[str, list[Any]] = param({"lr": [5e-4, 1e-3], "focal_gamma": [2.0]}, "hyperparameter grid: ModelConfig field -> values", o.mapping(o.text, grid_values))
-    max_minutes_per_trial: float | None = param(8.0, "wall-clock cap of one trial (null: no cap)", o.optional(o.positive_float), unit="minutes")
+    grid: dict[str, list[Any]] = param({"lr": [1e-3]}, "hyperparameter grid: ModelConfig field -> values (each trial: steps_per_trial)", o.mapping(o.text, grid_values))
+    max_minutes_per_trial: float | None = param(20.0, "guard only: a trial still training after this stops, marked truncated (null: none)", o.optional(o.positive_float), unit="minutes")
     accelerator: Accelerator = param("auto", "auto | cpu | gpu | cuda | mps", o.choice(*get_args(Accelerator)))
-    precision: Precision = param("32", "32 | 16-mixed | bf16-mixed (mixed precision on a GPU) | auto", o.choice(*get_args(Precision)))
+    precision: Precision = param("auto", "auto (bf16 on CPUs with AMX/AVX-512 BF16 and on bf16 GPUs, else 32) | 32 | 16-mixed | bf16-mixed", o.choice(*get_args(Precision)))
     # --- prediction (the notebook's section 6; raster-detect predict takes them as options)
     predict_name: str = param("", "raster (file stem) to run the best model over; '' takes the first test raster", o.text)
     score_thresh: float = param(0.3, "detections scoring below this are left out of the written catalogue", o.probability)
@@ -107,7 +108,7 @@ class RunParameters(StoreParameters):
             fpn_channels=self.fpn_channels,
             weights=self.weights,
             batch_size=self.batch_size,
-            max_epochs=self.max_epochs,
+            max_steps=self.steps_per_trial,
             lr=self.lr,
             scheduler=self.scheduler,
             augment=self.augment,
@@ -132,5 +133,5 @@ class RunParameters(StoreParameters):
                 "samples_per_epoch": self.samples_per_epoch,
                 "empty_weight": self.empty_weight,
             },
-            **({"max_time": {"minutes": minutes}} if minutes else {}),
+            "max_minutes_per_trial": minutes,
         }

@@ -41,7 +41,9 @@ class RunConfig:
     strategy: Strategy = "auto"  # auto | ddp | ddp_spawn | ddp_notebook | fsdp | ...
     num_nodes: Annotated[int, Range(1)] = 1  # machines
     num_workers: Annotated[int, Range(0)] = 0  # data-loading worker processes
-    precision: Precision = "32"  # auto (full precision for now) | 32 | 16-mixed | bf16-mixed
+    precision: Precision = (
+        "32"  # auto (bf16 where the CPU/GPU has it, else 32) | 32 | 16-mixed | bf16-mixed
+    )
 
     def __post_init__(self) -> None:
         put = object.__setattr__
@@ -60,8 +62,13 @@ class RunConfig:
 
     @property
     def trainer_precision(self) -> str:
-        """The ``precision`` handed to Lightning: ``"auto"`` is full precision (``"32"``) for now."""
-        return "32" if self.precision == "auto" else self.precision
+        """The ``precision`` handed to Lightning (``"auto"`` resolved for this accelerator).
+
+        See :func:`model.precision.resolve_precision`.
+        """
+        from model.precision import resolve_precision
+
+        return resolve_precision(self.precision, self.accelerator)
 
 
 #: Names of the run settings (older configs and checkpoints hold them inside the model's config).

@@ -27,6 +27,11 @@ def plot_grid_heatmap(
 ) -> Figure:
     """Heatmap of ``metric`` over two grid parameters, the best value over all other parameters.
 
+    Complete trials are preferred, as :func:`model.training.grid.best_trial` does: a cell shows a
+    trial cut short by the time guard (``status="truncated"``) only when it holds no complete
+    one, annotated with ``*`` and counted in the title (it trained fewer steps than its budget,
+    so its value is not comparable with the other cells').
+
     Args:
         results: the table of :func:`model.training.grid.run_grid` (failed trials are left out).
         x, y: two of its parameter columns.
@@ -42,11 +47,28 @@ def plot_grid_heatmap(
             f"plot_grid_heatmap: column(s) {missing} not in the results; columns are "
             f"{list(results.columns)}."
         )
-    done = results[results["status"] == "done"] if "status" in results else results
-    table = done.pivot_table(index=y, columns=x, values=metric, aggfunc="max")
+    status = results["status"] if "status" in results else pd.Series("done", results.index)
+    scored = results[status.isin(["done", "truncated"]) & results[metric].notna()]
+    scored = scored.assign(truncated=status[scored.index] == "truncated")
+    ranked = scored.sort_values(["truncated", metric], ascending=[True, False])
+    best = ranked.drop_duplicates([x, y])
+    table = best.pivot(index=y, columns=x, values=metric)
+    flags = best.pivot(index=y, columns=x, values="truncated").reindex_like(table)
+    labels = table.map(lambda v: "" if pd.isna(v) else f"{v:.3f}") + flags.map(
+        lambda f: "*" if f is True else ""
+    )
     fig, ax = _figure(ax, (1.2 + 1.1 * max(1, table.shape[1]), 1.0 + 0.8 * max(1, table.shape[0])))
-    sns.heatmap(table, annot=True, fmt=".3f", cmap="viridis", ax=ax, cbar_kws={"label": metric})
-    ax.set_title(f"{metric} (best over other parameters)")
+    sns.heatmap(
+        table.astype(float),
+        annot=labels.to_numpy(),
+        fmt="",
+        cmap="viridis",
+        ax=ax,
+        cbar_kws={"label": metric},
+    )
+    n_cut = int(flags.sum().sum()) if len(flags) else 0
+    note = f"\n* {n_cut} truncated by the time guard: not comparable" if n_cut else ""
+    ax.set_title(f"{metric} (best over other parameters){note}")
     return fig
 
 

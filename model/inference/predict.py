@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 
 from model.inference.merge import TileMerger
 from model.inference.windows import WindowBatches, raise_failures
+from model.precision import autocast
 from tiling.errors import RasterError
 from tiling.geometry.grid import catalog_from_boxes, check_fits, check_tiling, tile_grid
 from tiling.progress import progress_bar
@@ -103,6 +104,7 @@ def predict_raster(
     fill: Sequence[float] | None = None,
     progress: bool = True,
     diameter_unit: str = "m",
+    precision: str = "auto",
 ) -> pd.DataFrame:
     """Detect objects over a whole raster.
 
@@ -117,13 +119,16 @@ def predict_raster(
         batch_size: windows per forward pass.
         score_thresh, nms_thresh: defaults from the config (else 0.05 and 0.5).
         workers: DataLoader worker processes reading windows (0 = in this process).
-        device: "cpu", "cuda", ...; channels-last weights everywhere, autocast on CUDA.
+        device: "cpu", "cuda", ...; channels-last weights everywhere.
         classes: label names (default: the config's, else ``model.classes``, else "object").
         fill: nodata fill per band, raw units (default the config's ``nodata_fill``: its
             ``image_mean``, or the raw value that stretches to it; else the window mean).
         progress: show a tqdm bar (windows, megapixels per second).
         diameter_unit: the catalogue's diameter unit: ``"km"`` gives ``diameter_km``, any other
             ``diameter_m`` (rasters with a map CRS).
+        precision: ``"auto"`` (bf16 autocast on a CPU or GPU that computes bf16 natively, else
+            float32: :func:`model.precision.resolve_precision`), ``"32"``, ``"bf16-mixed"`` or
+            ``"16-mixed"``.
 
     Returns:
         DataFrame with ``x``, ``y``, ``diameter`` (mean side), ``width``, ``height`` (float
@@ -143,7 +148,7 @@ def predict_raster(
         merger = TileMerger(raster.height, raster.width, tile_size, overlap)
         data = WindowBatches(raster_path, offsets, tile_size, batch_size, fill)
         with prediction_settings(model, tile_size, score_thresh, nms_thresh):
-            _run(model, data, merger, workers, device, score_thresh, progress)
+            _run(model, data, merger, workers, device, score_thresh, progress, precision)
         boxes, scores, labels = merger.merge(nms_thresh)
         return detections_frame(boxes, scores, labels, names, raster, diameter_unit)
 
@@ -160,21 +165,22 @@ def _run(
     device: str,
     score_thresh: float,
     progress: bool,
+    precision: str = "auto",
 ) -> None:
     """Forward every batch of windows and hand the kept detections to ``merger``."""
     loader = DataLoader(
         data, batch_size=None, num_workers=workers, prefetch_factor=2 if workers else None
     )
-    cuda = torch.device(device).type == "cuda"
     bar = progress_bar(total=len(data.offsets), unit="win", disable=not progress, desc="predict")
     start, pixels = time.perf_counter(), 0
     for images, offs in raise_failures(loader):  # a worker's RasterError, with its own message
         images = images.to(device, non_blocking=True)
-        with torch.inference_mode(), torch.autocast("cuda", enabled=cuda):
+        with torch.inference_mode(), autocast(device, precision):
             outputs = model(list(images))
         for out, off in zip(outputs, offs, strict=True):
             keep = out["scores"] >= score_thresh
-            merger.add(out["boxes"][keep], out["scores"][keep], out["labels"][keep], off)
+            boxes, scores = out["boxes"][keep].float(), out["scores"][keep].float()
+            merger.add(boxes, scores, out["labels"][keep], off)
         pixels += images.shape[0] * images.shape[2] * images.shape[3]
         bar.update(images.shape[0])
         bar.set_postfix(MPps=f"{pixels / 1e6 / max(time.perf_counter() - start, 1e-9):.2f}")

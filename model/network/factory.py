@@ -9,6 +9,8 @@ Differences from ``torchvision.models.detection.retinanet_resnet50_fpn``:
   to ``[0, 1]`` (:meth:`tiling.radiometry.stretch.Stretch.apply`) before that normalisation;
 - anchors from the config (``"auto"`` unresolved falls back to one square anchor per stride);
 - focal loss alpha/gamma from the config (:class:`FocalClassificationHead`);
+- head outputs cast to float32 (:func:`float_head_outputs`), so that mixed precision never
+  decodes boxes or computes losses in half precision;
 - weights only from a local file (``config.weights``), loaded tensor by tensor, skipping shape
   mismatches, with a :class:`WeightsReport`. Nothing is ever downloaded.
 """
@@ -222,9 +224,23 @@ def build_retinanet(config: ModelConfig) -> RetinaNet:
         topk_candidates=config.topk_candidates,
     )
     model.transform = input_transform(config, mean, std)
+    model.head.register_forward_hook(float_head_outputs)
     if config.weights is not None:
         model.weights_report = load_weights(model, config.weights)
     return model
+
+
+def float_head_outputs(
+    head: nn.Module, args: tuple[Any, ...], outputs: dict[str, Tensor]
+) -> dict[str, Tensor]:
+    """Forward hook of the head: its outputs (``cls_logits``, ``bbox_regression``) in float32.
+
+    Under bf16/fp16 autocast the heads compute in half precision and torchvision decodes the boxes
+    in the dtype of the offsets, anchors included: bf16 keeps 8 significant bits, so decoded
+    coordinates between 128 and 256 px fall on a 1 px grid (0.5 px from 64 px). In float32 the
+    decoding, the losses and the scores are exact again; in float32 runs the cast is a no-op.
+    """
+    return {key: value.float() for key, value in outputs.items()}
 
 
 def input_transform(config: ModelConfig, mean: list[float], std: list[float]) -> NoResizeTransform:

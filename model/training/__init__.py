@@ -9,7 +9,6 @@ from tiling.lazy import lazy_namespace
 if TYPE_CHECKING:
     from model.training.datamodule import TileDataModule, TileDataset, collate_tiles
     from model.training.grid import (
-        best_trial,
         expand_grid,
         read_trial_metrics,
         run_grid,
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
     )
     from model.training.metrics import DetectionMetrics
     from model.training.module import RetinaNetModule, predict_tiles
+    from model.training.results import best_trial
     from model.training.trainer import MONITOR, build_trainer
 
 __all__ = [
@@ -55,8 +55,8 @@ __getattr__, __dir__ = lazy_namespace(
             "build_trainer",
         ),
         "model.training.metrics": ("DetectionMetrics",),
+        "model.training.results": ("best_trial",),
         "model.training.grid": (
-            "best_trial",
             "expand_grid",
             "read_trial_metrics",
             "run_grid",

@@ -119,10 +119,15 @@ def train(params: RunParameters) -> TrainingRun:
     Returns:
         The :class:`TrainingRun`; the grid's files are in ``params.output_dir``.
     """
+    import torch
+
     from model.training.grid import run_grid
     from tiling.catalog.collect import read_catalogs
     from tiling.store.build import build_tile_store
 
+    torch.manual_seed(params.seed)
+    if params.threads:  # as the notebook: the same numbers on any number of cores
+        torch.set_num_threads(params.threads)
     data = read_catalogs(**params.catalog_arguments())
     store = build_tile_store(data.sources(), **params.store_arguments())
     results = run_grid(store=store, output_dir=params.output_dir, **params.grid_arguments())

@@ -11,6 +11,12 @@ Layout under ``output_dir``::
     trials/<id>/logs/run<k>/          CSV log of the k-th (re)start; tensorboard/ beside it
     trials/<id>/error.txt             the traceback of a failed trial
 
+Every trial of a grid gets the same budget of work: ``max_steps`` optimiser steps (the config's,
+else ``max_epochs`` epochs), never a time. ``max_minutes_per_trial`` is only a guard: a trial it
+stops is ``truncated`` (its ``steps`` fall short of ``budget_steps``), flagged in the table and
+chosen as the best only when no trial completed. With the same seed and inputs the table is the
+same on a fast and a slow machine (within floating-point noise); only ``train_time_s`` differs.
+
 The trial id is a short hash of everything that defines the trial (its concrete config, the
 store and the epoch/batch limits; not the hardware and workers of the ``RunConfig``), so the same
 call finds its trials again, on any machine. Running
@@ -46,6 +52,7 @@ from model.network.data_settings import resolve_config
 from model.run_config import RUN_FIELDS, RunConfig
 from model.training.datamodule import TileDataModule
 from model.training.module import RetinaNetModule, hook_warning_silenced
+from model.training.results import best_trial, completion, order_columns
 from model.training.trainer import MONITOR, TrainTimer, build_trainer
 from tiling.atomic import copy_atomic, write_text_atomic
 from tiling.errors import ConfigError, RasterDetectError
@@ -165,7 +172,7 @@ def _fit_and_test(
     last = trial_dir / "checkpoints" / "last.ckpt"
     runs = [f for f in log_versions(trial_dir) if not f.name.endswith("_test")]
     version = f"run{len(runs)}"
-    timer = TrainTimer()
+    timer = TrainTimer(options.pop("guard_s", None))
     callbacks = [timer, *options.pop("callbacks", ())]
     trainer = build_trainer(config, trial_dir, version=version, callbacks=callbacks, **options)
     with sigint_restored(), hook_warning_silenced():
@@ -179,6 +186,7 @@ def _fit_and_test(
     best = ckpt.best_model_path if isinstance(ckpt, ModelCheckpoint) else ""
     best = best or (str(last) if last.is_file() else "")
     values: dict[str, Any] = {"epochs": trainer.current_epoch, "train_time_s": timer.total()}
+    values.update(completion(trainer, timer))
     if data.has_split("test") and best:
         tester = build_trainer(config, trial_dir, version=f"{version}_test", **options)
         with sigint_restored(), hook_warning_silenced():
@@ -191,7 +199,7 @@ def _fit_and_test(
 def run_trial(
     config: ModelConfig, store: TileStoreLike, trial_dir: str | Path, **options: Any
 ) -> dict[str, Any]:
-    """Run one trial into ``trial_dir``; its summary row (status ``done`` or ``failed``).
+    """Run one trial into ``trial_dir``; its summary row (status ``done``, ``truncated``, ``failed``).
 
     Args:
         config: the concrete config (see :func:`trial_config`).
@@ -199,7 +207,8 @@ def run_trial(
         trial_dir: the trial's folder (created).
         **options: for :func:`model.training.trainer.build_trainer` (``max_epochs``, ``limit_batches``,
             ``enable_progress_bar``, Trainer keywords), plus ``data_options`` (a dict for
-            :class:`~model.training.datamodule.TileDataModule`).
+            :class:`~model.training.datamodule.TileDataModule`) and ``guard_s`` (the time
+            guard of :class:`~model.training.trainer.TrainTimer`, seconds).
     """
     trial_dir = Path(trial_dir)
     (trial_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -233,6 +242,7 @@ def run_grid(
     max_epochs: int | None = None,
     limit_batches: int | float | None = None,
     retry_failed: bool = False,
+    max_minutes_per_trial: float | None = None,
     enable_progress_bar: bool = True,
     data_options: Mapping[str, Any] | None = None,
     **trainer_kwargs: Any,
@@ -249,18 +259,29 @@ def run_grid(
             a finished trial is not trained again on other hardware or with other workers.
         max_epochs: overrides the config's ``max_epochs`` (e.g. a smoke run).
         limit_batches: batches per epoch for train/val/test (int or fraction); None = all.
-        retry_failed: run trials recorded as failed again (default: keep their error).
+        retry_failed: run failed and truncated trials again (default: keep their rows); a
+            truncated trial resumes from its ``last.ckpt`` with the guard's full time.
+        max_minutes_per_trial: the time guard: a run of a trial that trains this long stops
+            and is marked ``truncated`` (None: no guard). Not a budget: size the budget with
+            ``max_steps`` so that the guard never fires.
         enable_progress_bar: Lightning's progress bar during training.
         data_options: keywords for TileDataModule (``samples_per_epoch``, ``empty_weight``...).
         **trainer_kwargs: extra ``pl.Trainer`` keywords.
 
     Returns:
-        One row per trial: ``trial``, the grid's parameters, ``status``, ``error``, the best
-        ``val/*`` metrics and ``best_epoch``, ``test/*`` of the best checkpoint, ``epochs``,
-        ``train_time_s``, ``checkpoint``, ``trial_dir``. Also written to
+        One row per trial: ``trial``, the grid's parameters, ``status`` (``done``,
+        ``truncated`` or ``failed``), ``steps`` (optimiser steps trained), ``budget_steps``,
+        ``error`` (also why a trial was truncated), the best ``val/*`` metrics and
+        ``best_epoch``, ``test/*`` of the best checkpoint, ``epochs``, ``train_time_s``,
+        ``checkpoint``, ``trial_dir``. Also written to
         ``output_dir/grid_results.csv`` after each trial; the winner's checkpoint and config are
         copied to ``output_dir/best.ckpt`` and ``best_config.yaml``.
     """
+    if max_minutes_per_trial is not None and not max_minutes_per_trial > 0:
+        raise ConfigError(
+            f"max_minutes_per_trial={max_minutes_per_trial!r} must be a positive number of "
+            "minutes, or None for no time guard."
+        )
     store = _open_store(store)
     output_dir = Path(output_dir)
     combos = expand_grid(grid) if grid else [{}]
@@ -272,6 +293,7 @@ def run_grid(
         "limit_batches": limit_batches,
         "enable_progress_bar": enable_progress_bar,
         "data_options": dict(data_options or {}),
+        "guard_s": None if max_minutes_per_trial is None else 60.0 * max_minutes_per_trial,
         **trainer_kwargs,
     }
     rows = []
@@ -292,16 +314,6 @@ def run_grid(
     return results
 
 
-def order_columns(results: pd.DataFrame, params: Sequence[str]) -> pd.DataFrame:
-    """Columns: trial, the parameters, status, error, val/*, best_epoch, test/*, the rest."""
-    cols = [str(c) for c in results.columns]
-    first = ["trial", *params, "status", "error"]
-    val = sorted(c for c in cols if c.startswith("val/"))
-    test = sorted(c for c in cols if c.startswith("test/"))
-    head = [c for c in [*first, *val, "best_epoch", *test] if c in cols]
-    return results[head + [c for c in cols if c not in head]]
-
-
 def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
     """Grid values as table cells (lists and tuples as their JSON text)."""
     return {
@@ -315,7 +327,7 @@ def _finished(trial_dir: Path, retry_failed: bool) -> dict[str, Any] | None:
     if not summary.is_file():
         return None
     row = json.loads(summary.read_text())
-    if row.get("status") == "failed" and retry_failed:
+    if row.get("status") in ("failed", "truncated") and retry_failed:
         summary.unlink()
         return None
     log.info("trial %s already %s; skipped", trial_dir.name, row.get("status"))
@@ -332,44 +344,12 @@ def _open_store(store: TileStoreLike | str | Path) -> TileStoreLike:
 
 
 def _copy_best(results: pd.DataFrame, output_dir: Path) -> None:
-    """Copy the winner's best checkpoint and config to output_dir (when a trial is done)."""
-    if not (results["status"] == "done").any():
+    """Copy the winner's best checkpoint and config to output_dir (when a trial has a score)."""
+    try:
+        winner = best_trial(results)
+    except RasterDetectError:  # no trial has a score (ConfigError: no metric column at all)
         return
-    winner = best_trial(results)
     checkpoint = Path(str(winner["checkpoint"]))
     if checkpoint.is_file():
         copy_atomic(checkpoint, output_dir / "best.ckpt")
         copy_atomic(Path(winner["trial_dir"]) / "config.yaml", output_dir / "best_config.yaml")
-
-
-def best_trial(results: pd.DataFrame, metric: str = MONITOR) -> pd.Series:
-    """The row of the finished trial with the highest ``metric`` (e.g. ``"val/map_50"``).
-
-    Raises:
-        RasterDetectError: every trial failed: the message lists each trial's own error (its
-            first line); or no finished trial has a value of ``metric``.
-        ConfigError: ``metric`` is not a column of ``results`` although some trial finished.
-    """
-    failed = results[results["status"] == "failed"] if "status" in results else results.iloc[:0]
-    if len(results) and len(failed) == len(results):
-        raise RasterDetectError(trials_failed_message(failed))
-    if metric not in results.columns:
-        metrics = sorted(c for c in results.columns if "/" in str(c))
-        raise ConfigError(f"metric={metric!r} is not in the results; use one of {metrics}.")
-    done = results[(results["status"] == "done") & results[metric].notna()]
-    if done.empty:
-        raise RasterDetectError(
-            f"No finished trial has a value of {metric!r} ({len(results)} trials; see their "
-            "'status' and 'error' columns)."
-        )
-    return done.loc[done[metric].astype(float).idxmax()]
-
-
-def trials_failed_message(failed: pd.DataFrame) -> str:
-    """``"Every trial failed (n): "`` and one line per trial: its id and its error's first line."""
-    lines = [f"Every trial of the grid failed ({len(failed)}); their errors:"]
-    for row in failed.itertuples(index=False):
-        error = str(getattr(row, "error", "") or "").strip()
-        first = error.splitlines()[0] if error else "(no error recorded; see its error.txt)"
-        lines.append(f"  {getattr(row, 'trial', '?')}: {first}")
-    return "\n".join(lines)

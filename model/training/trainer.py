@@ -7,12 +7,13 @@ Hardware comes from a :class:`~model.run_config.RunConfig` (``accelerator``, ``d
     <run_dir>/logs/<version>/metrics.csv       CSV log (always), one version per (re)start
     <run_dir>/tensorboard/<version>/           TensorBoard events (when tensorboard imports)
     <run_dir>/checkpoints/best.ckpt            best validation mAP@50 (``val/map_50``, max)
-    <run_dir>/checkpoints/last.ckpt            the latest epoch (to resume from)
+    <run_dir>/checkpoints/last.ckpt            the latest validation (to resume from)
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,22 +32,64 @@ from model.config import ModelConfig
 from model.run_config import RunConfig
 from model.training.progress_bar import ProgressBar
 
+log = logging.getLogger(__name__)
+
 
 class TrainTimer(Callback):
-    """Training time in seconds, summed over restarts (kept in the checkpoints)."""
+    """Training time in seconds, summed over restarts (kept in the checkpoints), and a time guard.
 
-    def __init__(self) -> None:
+    The guard is a safety net, not a budget: a trial's budget is its number of optimiser steps
+    (``max_steps``). When ``limit_s`` is set and this run (start or restart) has trained that
+    long, the timer stops training after the current step (Lightning then validates once more)
+    and sets ``fired``; the grid marks such a trial ``truncated``. A restart gets the full time
+    again, so a truncated trial can be resumed to its budget.
+
+    Args:
+        limit_s: the most seconds of training of one run; None = no guard.
+    """
+
+    def __init__(self, limit_s: float | None = None) -> None:
         self.elapsed = 0.0
+        self.limit_s = limit_s
+        self.fired = False
         self._start: float | None = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Start the clock."""
         self._start = time.perf_counter()
 
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Stop training when this run's time is up (the guard)."""
+        if self.limit_s is None or self.fired or self.run_seconds() < self.limit_s:
+            return
+        self.fired = True
+        trainer.should_stop = True
+        log.warning(
+            "time guard: training stopped after %d optimiser steps (%.0f s, limit %.0f s)",
+            trainer.global_step,
+            self.run_seconds(),
+            self.limit_s,
+        )
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Stop the clock (the time after training is not training time)."""
+        self.elapsed = self.total()
+        self._start = None
+
+    def run_seconds(self) -> float:
+        """Seconds trained in this run (start or restart) so far; 0 once it has ended."""
+        return 0.0 if self._start is None else time.perf_counter() - self._start
+
     def total(self) -> float:
-        """Seconds trained, this run included."""
-        extra = 0.0 if self._start is None else time.perf_counter() - self._start
-        return self.elapsed + extra
+        """Seconds trained over every run, this one included."""
+        return self.elapsed + self.run_seconds()
 
     def state_dict(self) -> dict[str, float]:
         """Saved in every checkpoint."""
@@ -57,12 +100,33 @@ class TrainTimer(Callback):
         self.elapsed = float(state_dict.get("elapsed", 0.0))
 
 
+class ValidateAtLastStep(Callback):
+    """Validate after the last optimiser step of ``max_steps`` even when it ends an epoch early.
+
+    Lightning validates at epoch ends; a budget of steps that is not a whole number of epochs
+    would otherwise leave its last steps unvalidated (and out of ``best.ckpt``). Asking the
+    trainer to stop at that step makes Lightning run the validation loop first.
+    """
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        """Request the stop (and so the validation) at the budget's last step."""
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
+
+
 MONITOR = "val/map_50"  # the metric that picks the best checkpoint
 MONITOR_MODE = "max"
 
 
 def build_callbacks(config: ModelConfig, checkpoint_dir: str | Path) -> list[Callback]:
-    """Best (by ``val/map_50``) and last checkpoints, learning-rate logging, early stopping.
+    """Checkpoints (best by ``val/map_50``, last), learning rate, validation at the last step.
 
     Early stopping is added when ``config.early_stopping_patience`` is set (epochs without
     improvement of ``val/map_50``).
@@ -78,6 +142,7 @@ def build_callbacks(config: ModelConfig, checkpoint_dir: str | Path) -> list[Cal
             auto_insert_metric_name=False,
         ),
         LearningRateMonitor(logging_interval="step"),
+        ValidateAtLastStep(),
     ]
     if config.early_stopping_patience is not None:
         callbacks.append(
@@ -104,6 +169,7 @@ def build_trainer(
     *,
     run: RunConfig | None = None,
     max_epochs: int | None = None,
+    max_steps: int | None = None,
     limit_batches: int | float | None = None,
     version: str = "run0",
     enable_progress_bar: bool = True,
@@ -114,11 +180,14 @@ def build_trainer(
     """A Trainer for ``config`` writing logs and checkpoints under ``run_dir``.
 
     Args:
-        config: epochs and early stopping.
+        config: the budget (``max_steps`` optimiser steps when set, epochs then unbounded; else
+            ``max_epochs``) and early stopping.
         run_dir: the run's folder (layout in the module docstring).
-        run: hardware (accelerator, devices, strategy, num_nodes, precision); default
+        run: hardware (accelerator, devices, strategy, num_nodes, precision; ``"auto"``
+            precision resolved by :func:`model.precision.resolve_precision`); default
             ``RunConfig()``.
-        max_epochs: overrides ``config.max_epochs``.
+        max_epochs: overrides ``config.max_epochs`` (with a step budget too: whichever ends first).
+        max_steps: overrides ``config.max_steps``.
         limit_batches: batches per epoch for training, validation and test (an int, or a
             fraction of each loader); None = all.
         version: name of this (re)start's log folder.
@@ -133,8 +202,11 @@ def build_trainer(
         The trainer (``trainer.checkpoint_callback`` is the best/last ModelCheckpoint).
     """
     run_dir, run = Path(run_dir), run or RunConfig()
+    steps = config.max_steps if max_steps is None else max_steps
+    epochs = max_epochs if max_epochs is not None else (-1 if steps else config.max_epochs)
     options: dict[str, Any] = {
-        "max_epochs": config.max_epochs if max_epochs is None else max_epochs,
+        "max_epochs": epochs,
+        "max_steps": steps or -1,
         "accelerator": run.accelerator,
         "devices": run.devices,
         "strategy": run.strategy,

@@ -42,8 +42,8 @@ def test_train_help_lists_the_run_file_keys(capsys):
     out = capsys.readouterr().out
     assert "run file keys" in out
     assert (
-        "max_minutes_per_trial  wall-clock cap of one trial (null: no cap) [minutes] (default: 8.0)"
-        in out
+        "max_minutes_per_trial  guard only: a trial still training after this stops, marked "
+        "truncated (null: none) [minutes] (default: 20.0)" in out
     )
 
 

@@ -45,6 +45,18 @@ def test_grid_heatmap_shows_the_best_over_other_parameters():
         plot_grid_heatmap(results_table(), x="momentum", y="lr")
 
 
+def test_grid_heatmap_flags_truncated_cells_and_prefers_complete_trials():
+    table = results_table()
+    cut = table["lr"].eq(3e-4) & table["batch_size"].eq(8)
+    table.loc[cut, "status"] = "truncated"  # the whole cell: shown, flagged
+    better = {"trial": "x", "lr": 1e-4, "batch_size": 8, "seed": 3, "status": "truncated"}
+    table = pd.concat([table, pd.DataFrame([{**better, "val/map_50": 0.99}])], ignore_index=True)
+    fig = plot_grid_heatmap(table, x="lr", y="batch_size")
+    texts = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert texts == ["0.141", "0.181", "0.341", "0.381*"]  # 0.99 (truncated) loses to 0.181
+    assert "1 truncated by the time guard" in fig.axes[0].get_title()
+
+
 def write_trial(folder, epochs, offset):
     logs = folder / "logs" / "run0"
     logs.mkdir(parents=True)

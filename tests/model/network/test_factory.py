@@ -384,3 +384,19 @@ def test_group_norm_matches_torchs_and_loads_its_weights():
     torch.testing.assert_close(out, single.bias.detach(), atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
         nn.GroupNorm(8, 8)(torch.randn(1, 8, 1, 1))  # torch's own layer still refuses
+
+
+def test_boxes_and_losses_stay_float32_under_bf16_autocast():
+    model = build_retinanet(_config(fpn_channels=32, in_channels=1)).eval()
+    images, targets = _batch(1)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        heads = model.head(list(model.backbone(torch.stack(images)).values()))
+        (out, _) = model(images)
+    assert {v.dtype for v in heads.values()} == {torch.float32}
+    # bf16 boxes would sit on a 0.25-0.5 px grid here (values 32-64 px); float32 ones do not
+    assert out["boxes"].dtype == torch.float32 and len(out["boxes"]) > 0
+    assert bool(((out["boxes"] * 4) % 1 != 0).any())
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = model(images, targets)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values())

@@ -20,7 +20,7 @@ test_rasters: [c]
 workers: 0
 fpn_channels: 32
 batch_size: 2
-max_epochs: 1
+steps_per_trial: 2
 samples_per_epoch: 4
 grid: {{lr: [1e-3]}}
 max_minutes_per_trial: null

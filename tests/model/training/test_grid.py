@@ -91,7 +91,7 @@ def test_trial_config_takes_the_store_and_resolves(store, base):
 def test_grid_writes_trials_results_and_best(store, base, tmp_path):
     out = tmp_path / "grid"
     results = run_grid(base, {"lr": [1e-3, 3e-4]}, store, out, **FAST)
-    assert list(results.columns[:4]) == ["trial", "lr", "status", "error"]
+    assert list(results.columns[:6]) == ["trial", "lr", "status", "steps", "budget_steps", "error"]
     assert (results["status"] == "done").all() and len(results) == 2
     for col in (
         "val/map_50",
@@ -212,3 +212,59 @@ def test_trainer_has_checkpoints_lr_monitor_loggers_and_optional_early_stopping(
     assert any(isinstance(lg, TensorBoardLogger) for lg in trainer.loggers)
     quiet = build_trainer(config.replace(early_stopping_patience=None), tmp_path, max_epochs=1)
     assert EarlyStopping not in {type(c) for c in quiet.callbacks} and quiet.max_epochs == 1
+
+
+@pytest.mark.slow
+def test_budget_in_steps_is_honoured_and_its_last_step_validated(store, base, tmp_path):
+    out = tmp_path / "grid"
+    # epochs of 2 steps (limit_batches), a budget of 3 steps: the last epoch ends after 1 step
+    fast = {k: v for k, v in FAST.items() if k != "max_epochs"}
+    results = run_grid(base.replace(max_steps=3), {}, store, out, **fast)
+    row = results.iloc[0]
+    assert row["status"] == "done" and row["steps"] == 3 and row["budget_steps"] == 3
+    assert list(results.columns[:5]) == ["trial", "status", "steps", "budget_steps", "error"]
+    validated = read_trial_metrics(out / "trials" / row["trial"]).dropna(subset=["val/map_50"])
+    assert validated["step"].tolist() == [1, 2]  # after epoch 0 (2 steps) and after step 3
+
+
+@pytest.mark.slow
+def test_time_guard_marks_the_trial_truncated(store, base, tmp_path):
+    out = tmp_path / "grid"
+    results = run_grid(base, {"lr": [1e-3]}, store, out, max_minutes_per_trial=1e-6, **FAST)
+    row = results.iloc[0]
+    assert row["status"] == "truncated" and row["steps"] == 1 and row["budget_steps"] == 4
+    assert "time guard" in row["error"] and "1 of 4 steps" in row["error"]
+    assert pd.notna(row["val/map_50"])  # Lightning validates once more when the guard stops it
+    saved = pd.read_csv(out / "grid_results.csv")
+    assert saved.loc[0, "status"] == "truncated" and saved.loc[0, "steps"] == 1
+    assert (out / "best.ckpt").is_file()  # the best truncated trial, for want of a complete one
+    with pytest.warns(UserWarning, match=r"No trial completed.*time guard"):
+        assert best_trial(results)["trial"] == row["trial"]
+    with pytest.raises(ConfigError, match="max_minutes_per_trial=0 must be a positive number"):
+        run_grid(base, {}, store, out, max_minutes_per_trial=0, **FAST)
+
+
+def test_best_trial_takes_complete_trials_over_truncated_ones():
+    results = pd.DataFrame(
+        {
+            "trial": ["short", "full", "broken"],
+            "status": ["truncated", "done", "failed"],
+            "error": ["time guard of 8 min (max_minutes_per_trial): 3 of 9 steps", "", "x"],
+            "val/map_50": [0.9, 0.5, 0.99],
+        }
+    )
+    assert best_trial(results)["trial"] == "full"
+    only_short = results.assign(status=["truncated", "failed", "failed"])
+    with pytest.warns(UserWarning, match=r"1 truncated trial\(s\) is used: short \(time guard"):
+        assert best_trial(only_short)["trial"] == "short"
+
+
+def test_trainer_takes_the_step_budget(tmp_path):
+    from model.training.trainer import ValidateAtLastStep, build_trainer
+
+    config = ModelConfig(max_steps=120, max_epochs=7)
+    trainer = build_trainer(config, tmp_path, enable_progress_bar=False)
+    assert trainer.max_steps == 120 and trainer.max_epochs == -1
+    assert any(isinstance(c, ValidateAtLastStep) for c in trainer.callbacks)
+    capped = build_trainer(config, tmp_path, max_epochs=2, enable_progress_bar=False)
+    assert capped.max_steps == 120 and capped.max_epochs == 2

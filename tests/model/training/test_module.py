@@ -136,7 +136,7 @@ def test_drop_degenerate_boxes():
 def test_schedulers(config):
     params = [torch.nn.Parameter(torch.zeros(1))]
     opt = build_optimizer(params, config.replace(lr=1e-2))
-    assert isinstance(opt, torch.optim.AdamW)
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["fused"]  # one kernel on the CPU
     sched = build_scheduler(opt, config.replace(lr=1e-2), 100)
     lrs = []
     for _ in range(100):
@@ -145,7 +145,9 @@ def test_schedulers(config):
         sched.step()
     assert lrs[0] == pytest.approx(1e-4) and max(lrs) == pytest.approx(1e-2) and lrs[-1] < 1e-3
     sgd = build_optimizer(params, config.replace(optimizer="sgd", scheduler="onecycle"))
-    assert isinstance(sgd, torch.optim.SGD)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["fused"]
+    int_param = [torch.nn.Parameter(torch.zeros(1, dtype=torch.int64), requires_grad=False)]
+    assert build_optimizer(params + int_param, config).defaults["fused"]  # frozen ones skipped
     assert build_scheduler(sgd, config.replace(scheduler="onecycle"), 10) is not None
     assert build_scheduler(sgd, config.replace(scheduler="none"), 10) is None
 
