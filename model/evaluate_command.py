@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Writes the evaluation's figures (raster, evaluation, predictions, truth, folder) -> paths.
+Figures = Callable[[Path, "Evaluation", "pd.DataFrame", "pd.DataFrame", Path], list[Path]]
+
 SUMMARY = "compare a predicted catalogue with the true one: evaluation.json and figures"
 #: The figures written (``plots.evaluation.evaluation_figures``).
 FIGURES = ("matches", "pr_curve", "recall_by_diameter", "size_frequency_comparison", "miss_heatmap")
@@ -81,8 +84,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_options(parser.add_argument_group("true catalogue"), StoreParameters, CATALOG_OPTIONS)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Evaluate, write ``evaluation.json`` and the figures; exit code 0."""
+def run(args: argparse.Namespace, figures: Figures | None = None) -> int:
+    """Evaluate, write ``evaluation.json``, then ``figures(...)``; exit code 0.
+
+    Args:
+        args: the parsed options.
+        figures: writes the figures (the entry point passes
+            :func:`plots.run_figures.evaluation_files`: no package below ``plots`` imports it).
+    """
     from model.evaluate import evaluate_catalog
     from tiling.catalog import filters
 
@@ -105,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     paths[0].parent.mkdir(parents=True, exist_ok=True)
     with disk_full_errors(paths[0]):
         evaluation.save(paths[0])
-    save_figures(args.raster, evaluation, pred, truth, args.output_dir)
+    if figures is not None:
+        figures(args.raster, evaluation, pred, truth, args.output_dir)
     log.info("%s\n-> %s", evaluation, paths[0])
     return 0
 
@@ -188,21 +198,3 @@ def _numbers(values: pd.Series, what: str, valid: Callable[[Any], Any], path: Pa
             f"{path}: row {row + 2}, column {values.name!r}: {value!r} is not {what}"
         )
     return numbers
-
-
-def save_figures(
-    raster: Path, evaluation: Evaluation, pred: pd.DataFrame, truth: pd.DataFrame, folder: Path
-) -> list[Path]:
-    """Write the notebook's evaluation figures into ``folder/figures``; their paths.
-
-    The command line is an entry point like the notebook: it hands results to :mod:`plots`.
-    """
-    from matplotlib import pyplot as plt
-
-    from plots.evaluation import evaluation_figures
-    from plots.figures import save_figure
-
-    figures = evaluation_figures(raster, evaluation, pred, truth)
-    paths = [save_figure(fig, folder, name) for name, fig in figures.items()]
-    plt.close("all")
-    return paths

@@ -18,17 +18,19 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
-import torch
-
-from model.run_config import Precision
 from tiling.errors import ConfigError
 
+if TYPE_CHECKING:  # torch is imported when a function needs it (run settings load without it)
+    import torch
+
 CPUINFO = Path("/proc/cpuinfo")  # read by cpu_flags (Linux); absent elsewhere: no flags
+Precision = Literal["auto", "32", "16-mixed", "bf16-mixed"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
-AUTOCAST_DTYPES = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
+#: Mixed precision -> the name of its torch autocast dtype.
+AUTOCAST_DTYPES = {"16-mixed": "float16", "bf16-mixed": "bfloat16"}
 
 
 def cpu_flags(cpuinfo: Path | None = None) -> frozenset[str]:
@@ -58,6 +60,8 @@ def device_type(accelerator: str) -> str:
     ``"auto"`` is CUDA when a GPU is visible, then MPS, else the CPU (Lightning's own order);
     ``"gpu"`` is CUDA or MPS. A device string such as ``"cuda:1"`` gives its type.
     """
+    import torch
+
     name = accelerator.split(":")[0]
     if name in ("auto", "gpu"):
         if torch.cuda.is_available():
@@ -90,6 +94,8 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
         )
     if precision != "auto":
         return precision
+    import torch
+
     kind = device_type(accelerator)
     if kind == "cuda":
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32"
@@ -107,9 +113,11 @@ def autocast(
         device: where the model runs (``"cpu"``, ``"cuda"``, ``torch.device("cuda:1")``...).
         precision: as :func:`resolve_precision`.
     """
+    import torch
+
     kind = torch.device(device).type
     resolved = resolve_precision(precision, kind)
     dtype = AUTOCAST_DTYPES.get(resolved)
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(kind, dtype=dtype)
+    return torch.autocast(kind, dtype=getattr(torch, dtype))

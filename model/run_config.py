@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, Literal
 
+from model.precision import Precision, resolve_precision
 from model.validation import Range, config_error, validate_fields
 
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]
@@ -25,7 +26,6 @@ Strategy = Literal[
     "fsdp",
     "single_device",
 ]
-Precision = Literal["auto", "32", "16-mixed", "bf16-mixed"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +66,6 @@ class RunConfig:
 
         See :func:`model.precision.resolve_precision`.
         """
-        from model.precision import resolve_precision
-
         return resolve_precision(self.precision, self.accelerator)
 
 

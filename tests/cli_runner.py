@@ -1,4 +1,4 @@
-"""Run ``raster-detect`` in-process (``model.cli.main``) and check its one-line errors."""
+"""Run ``raster-detect`` in-process (``plots.cli.main``) and check its one-line errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model.cli import main
+from plots.cli import main
 from tests.conftest import write_geotiff
 
 

@@ -9,7 +9,8 @@ writes there::
     grid_results.csv, best.ckpt, best_config.yaml, trials/<id>/      (run_grid)
     figures/*.png          size_frequency, tiles_train, split_counts, visible_fraction,
                            grid_heatmap, training_curves (the cheap ones: no augmentation draws,
-                           raster overviews or predictions)
+                           raster overviews or predictions; written by the entry point through
+                           :func:`plots.run_figures.training_figures`)
 
 Like the notebook, a second run into the same folder reuses finished trials and resumes
 interrupted ones; the command asks for ``--overwrite`` before writing into a folder that holds a
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +40,10 @@ log = logging.getLogger(__name__)
 SUMMARY = "run the notebook's grid search from a YAML file of its parameters"
 #: Files whose presence marks a folder as holding a run.
 RUN_FILES = ("parameters.yaml", "grid_results.csv")
+
+
+#: Writes a run's figures into its folder and returns their paths.
+Figures = Callable[["TrainingRun", RunParameters], list[Path]]
 
 
 @dataclasses.dataclass
@@ -71,8 +77,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = "run file keys (name: help [unit] (default)):\n" + describe(RunParameters)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Read the run file, check the run folder, train, save the figures; exit code 0."""
+def run(args: argparse.Namespace, figures: Figures | None = None) -> int:
+    """Read the run file, check the run folder, train, then ``figures(run, params)``; exit 0.
+
+    Args:
+        args: the parsed options.
+        figures: writes the run's figures (the entry point passes
+            :func:`plots.run_figures.training_figures`: no package below ``plots`` imports it).
+    """
     from model.training.grid import best_trial
     from tiling.atomic import write_text_atomic
 
@@ -83,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     with disk_full_errors(out / "parameters.yaml"):
         write_text_atomic(out / "parameters.yaml", params.to_yaml())
     result = train(params)
-    save_figures(result, params)
+    if figures is not None:
+        figures(result, params)
     best = best_trial(result.results)
     log.info("best trial %s: val/map_50 = %.3f -> %s", best["trial"], best["val/map_50"], out)
     return 0
@@ -132,25 +145,3 @@ def train(params: RunParameters) -> TrainingRun:
     store = build_tile_store(data.sources(), **params.store_arguments())
     results = run_grid(store=store, output_dir=params.output_dir, **params.grid_arguments())
     return TrainingRun(data, store, results)
-
-
-def save_figures(result: TrainingRun, params: RunParameters) -> list[Path]:
-    """Write the cheap figures of the notebook into ``output_dir/figures``; their paths.
-
-    The command line is an entry point like the notebook: it is the one place in ``model`` that
-    hands results to :mod:`plots`.
-    """
-    from matplotlib import pyplot as plt
-
-    from plots.catalog import plot_size_frequency
-    from plots.figures import save_figure
-    from plots.tiles import store_figures
-    from plots.training import grid_figures
-
-    figures = {"size_frequency": plot_size_frequency(result.data.catalogs)}
-    figures.update(store_figures(result.store, seed=params.seed))
-    if (result.results["status"] == "done").any():
-        figures.update(grid_figures(result.results, params.grid, backbone=params.backbone))
-    paths = [save_figure(fig, params.output_dir, name) for name, fig in figures.items()]
-    plt.close("all")
-    return paths

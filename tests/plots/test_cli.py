@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from model.cli import COMMANDS, build_parser, main
+from plots.cli import COMMANDS, build_parser, main
 from tests.cli_runner import assert_one_line_error, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +59,7 @@ def test_usage_errors_are_one_line_with_exit_code_2(capsys):
 
 def test_the_module_runs_from_another_folder(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "model.cli", "predict", "--batch-size", "0"],
+        [sys.executable, "-m", "plots.cli", "predict", "--batch-size", "0"],
         cwd=tmp_path,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
         capture_output=True,

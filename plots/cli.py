@@ -1,6 +1,10 @@
 """The command line, ``raster-detect <command>``: the same functions the notebook calls.
 
-Commands, each implemented beside its concept (``add_arguments``/``run``/``SUMMARY``):
+Like ``main.ipynb``, the command line is an entry point where every package meets: ``train`` and
+``evaluate`` write figures. It lives in :mod:`plots`, the package at the top (DESIGN: ``plots``
+may import the others and none of them imports ``plots``), and hands each command its figure
+writer (:mod:`plots.run_figures`). Commands, each implemented beside its concept
+(``add_arguments``/``run``/``SUMMARY``):
 
 - ``tiles`` (:mod:`tiling.store.command`): catalogues and rasters -> a tile store;
 - ``train`` (:mod:`model.training.command`): a YAML file of the notebook's parameters -> the
@@ -18,8 +22,8 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from tiling.errors import ConfigError, RasterDetectError
 from tiling.sources import configure_gdal
@@ -31,6 +35,13 @@ COMMANDS = {
     "predict": "model.inference.command",
     "evaluate": "model.evaluate_command",
 }
+
+
+def _figure_writers() -> dict[str, Callable[..., Any]]:
+    """Command name -> the figure writer its ``run`` takes (imported when the parser is built)."""
+    from plots.run_figures import evaluation_files, training_figures
+
+    return {"train": training_figures, "evaluate": evaluation_files}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -53,8 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         sub = commands.add_parser(name, help=module.SUMMARY, description=module.SUMMARY)
         module.add_arguments(sub)
-        sub.set_defaults(run=module.run)
+        sub.set_defaults(run=_runner(name, module.run))
     return parser
+
+
+def _runner(name: str, run: Callable[..., int]) -> Callable[[argparse.Namespace], int]:
+    """``run``, given the command's figure writer when it has one (train, evaluate)."""
+    if name not in ("train", "evaluate"):
+        return run
+
+    def with_figures(args: argparse.Namespace) -> int:
+        return run(args, figures=_figure_writers()[name])
+
+    return with_figures
 
 
 def main(argv: Sequence[str] | None = None) -> int:
