@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -102,13 +104,44 @@ class GdalRaster(RasterSource):
                 window=RioWindow(window.col, window.row, window.width, window.height), out=out
             )
 
-    def read_overview(self, max_size: int) -> tuple[np.ndarray, float]:
-        """Decimated read (GDAL overviews when present) with the longer side ``max_size``."""
-        scale = max(self.height, self.width) / max_size
-        scale = max(scale, 1.0)
+    def read_overview(self, max_size: int, threads: int | None = None) -> tuple[np.ndarray, float]:
+        """Decimated read (GDAL overviews when present) with the longer side ``max_size``.
+
+        Without overviews a decimated read decodes every block of the raster (deflate cannot be
+        skipped), so it is split into horizontal bands decoded at once by ``threads`` threads
+        (default: the CPUs, at most 8), each through its own dataset handle; GDAL releases the
+        GIL while it decodes.
+
+        Returns:
+            ``(ndarray[C, h, w]`` in the raster's dtype, raster pixels per overview pixel``)``.
+        """
+        scale = max(max(self.height, self.width) / max_size, 1.0)
         shape = (self.count, max(1, round(self.height / scale)), max(1, round(self.width / scale)))
-        with self._damage(f"an overview of {shape[1]} x {shape[2]} px"):
-            return self._ds.read(out_shape=shape), scale
+        workers = threads or min(8, os.cpu_count() or 1)
+        where = f"an overview of {shape[1]} x {shape[2]} px"
+        if workers == 1 or shape[1] < 2 * workers or self._ds.overviews(1):
+            with self._damage(where):
+                return self._ds.read(out_shape=shape), scale
+        out = np.empty(shape, dtype=self.dtype)
+        edges = np.linspace(0, shape[1], workers + 1).round().astype(int)
+        with self._damage(where), ThreadPoolExecutor(workers) as pool:
+            bands = [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+            list(pool.map(lambda band: self._read_band(out, *band), bands))
+        return out, scale
+
+    def _read_band(self, out: np.ndarray, r0: int, r1: int) -> None:
+        """Decode the raster rows under overview rows ``[r0, r1)`` into ``out[:, r0:r1]``."""
+        import rasterio
+        from rasterio.errors import NotGeoreferencedWarning
+        from rasterio.windows import Window as RioWindow
+
+        per_row = self.height / out.shape[1]
+        top, bottom = round(r0 * per_row), round(r1 * per_row)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            ds = rasterio.open(self.path)
+        with ds:
+            ds.read(window=RioWindow(0, top, self.width, bottom - top), out=out[:, r0:r1])
 
     @contextlib.contextmanager
     def _damage(self, where: str) -> Iterator[None]:

@@ -9,6 +9,7 @@ from tests.faults import corrupt_block, noisy_geotiff
 from tiling.catalog import read_catalog
 from tiling.errors import RasterError
 from tiling.sources import Window, open_raster
+from tiling.sources.gdal import GdalRaster
 
 pytestmark = pytest.mark.reliability
 
@@ -83,3 +84,17 @@ def test_corrupt_block_names_raster_and_window(tmp_path):
             src.read_into(Window(64, 0, 64, 256), out)
         with pytest.raises(RasterError, match=r"cor.tif: cannot read an overview"):
             src.read_overview(256)
+
+
+@pytest.mark.parametrize("bands", [1, 3])
+def test_overview_decoded_by_threads_equals_one_read(tmp_path, bands):
+    rng = np.random.default_rng(3)
+    array = rng.integers(0, 60000, (bands, 400, 300), dtype=np.uint16)
+    path = write_geotiff(tmp_path / "r.tif", array)
+    with GdalRaster(path) as src:
+        one, scale = src.read_overview(100, threads=1)
+        for threads in (2, 3, 4):
+            banded, same = src.read_overview(100, threads=threads)
+            assert same == scale == 4.0 and banded.dtype == np.uint16
+            np.testing.assert_array_equal(banded, one)  # the same pixels, whatever the bands
+    np.testing.assert_array_equal(one, array[:, 2::4, 2::4])  # nearest: the centre of 4 x 4
