@@ -84,11 +84,14 @@ def timed(
 
 
 def model_config(backbone: str, dtype: str, tile: int) -> ModelConfig:
-    """The notebook's default model for a raster of ``dtype`` (bands and value range of KINDS)."""
+    """The notebook's default model for a raster of ``dtype`` (bands and value range of KINDS).
+
+    Anchors of ``tile / 32`` to ``tile / 2`` px (16-256 px for 512-px windows, as bench.predict).
+    """
     bands, mean, sd, _ = KINDS[dtype]
     return ModelConfig(backbone=backbone, fpn_channels=128, in_channels=bands, tile_size=tile,
                        image_mean=[mean] * bands, image_std=[4 * sd] * bands,
-                       anchor_sizes=((16,), (32,), (64,), (128,), (256,)), score_thresh=0.0,
+                       anchor_sizes=tuple((tile // 32 << i,) for i in range(5)), score_thresh=0.0,
                        detections_per_img=100)  # fmt: skip
 
 
