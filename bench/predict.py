@@ -19,6 +19,10 @@ workers share the parent's pages, which RSS counts twice, so the fairer figure i
 External figure: DeepForest 2.1.0 predict_tile, ResNet-50, 4096^2 RGB: ~0.11 MP/s, 1.4-1.8 GB.
 
 Run: ``.venv/bin/python -m bench.predict [--size 8192] [--backbones resnet50 resnet18]``
+
+``--compare-postprocess PAIRS`` times only ``predict_raster`` with torchvision's per-image
+post-processing against the factory's batched one (:mod:`model.network.postprocess`), alternating,
+each run in a fresh process, and prints the ratio of the best runs.
 """
 
 from __future__ import annotations
@@ -73,8 +77,13 @@ def peak_mb() -> float:
     return (me + kids) / 1024
 
 
-def run_predict(path: str, backbone: str, device: str = "cpu") -> dict[str, Any]:
+def run_predict(
+    path: str, backbone: str, device: str = "cpu", postprocess: str = "batched"
+) -> dict[str, Any]:
+    import types
+
     import torch
+    from torchvision.models.detection import RetinaNet
 
     from model.config import ModelConfig
     from model.inference.predict import predict_raster
@@ -85,6 +94,8 @@ def run_predict(path: str, backbone: str, device: str = "cpu") -> dict[str, Any]
                       image_std=[200.0], anchor_sizes=((16,), (32,), (64,), (128,), (256,)),
                       detections_per_img=100)  # fmt: skip
     model = build_retinanet(cfg).eval()
+    if postprocess == "torchvision":  # the per-image loop the factory's model replaces
+        model.postprocess_detections = types.MethodType(RetinaNet.postprocess_detections, model)
     start = time.perf_counter()
     with TreeMemory(interval=0.5) as tree:
         frame = predict_raster(model, path, tile_size=512, overlap=64, batch_size=4, workers=1,
@@ -151,17 +162,38 @@ def in_process(func: Any, *args: Any) -> dict[str, Any]:
     return result
 
 
+def compare_postprocess(path: str, mpix: float, args: argparse.Namespace) -> None:
+    """Alternate runs with torchvision's and with the batched post-processing; print the ratio."""
+    for backbone in args.backbones:
+        seconds: dict[str, list[float]] = {"torchvision": [], "batched": []}
+        for _ in range(args.compare_postprocess):
+            for name, runs in seconds.items():
+                result = in_process(run_predict, path, backbone, args.device, name)
+                runs.append(result["seconds"])
+                print(f"{backbone} {name:12s} {mpix / result['seconds']:6.3f} MP/s  "
+                      f"{result['seconds']:7.1f} s  boxes {result['boxes']}", flush=True)  # fmt: skip
+        ratio = min(seconds["torchvision"]) / min(seconds["batched"])
+        print(f"{backbone}: batched post-processing x{ratio:.3f} the speed of torchvision's "
+              f"(best of {args.compare_postprocess} runs each)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=8192, help="raster side in px")
     parser.add_argument("--backbones", nargs="+", default=["resnet50", "resnet18"])
     parser.add_argument("--baseline-windows", type=int, default=6, help="naive windows timed")
     parser.add_argument("--device", default="cpu", help="device of predict_raster (cpu, cuda)")
+    parser.add_argument("--compare-postprocess", type=int, default=0, metavar="PAIRS",
+                        help="only time torchvision's per-image against the batched "
+                        "post-processing, PAIRS alternating runs each")  # fmt: skip
     args = parser.parse_args()
     configure_gdal()  # as the notebook and the command line do
     path = str(write_raster(args.size))
     mpix = args.size**2 / 1e6
     print(f"raster {path}: {args.size} x {args.size} uint16, 1 band ({mpix:.1f} MP)")
+    if args.compare_postprocess:
+        compare_postprocess(path, mpix, args)
+        return
     rows = {
         f"predict_raster {b} ({args.device})": in_process(run_predict, path, b, args.device)
         for b in args.backbones

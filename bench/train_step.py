@@ -73,6 +73,20 @@ def open_or_build_store(args: argparse.Namespace) -> Any:
     return TileStore(write_disc_store(OUT / "fake_store", n_tiles=64, tile_size=tile, max_discs=12))
 
 
+def store_config(store: Any, fpn: int, batch_size: int, backbone: str = "resnet18") -> ModelConfig:
+    """The benchmark's model for ``store``: its classes, tile and band statistics (resolved)."""
+    config = ModelConfig(
+        backbone=backbone,
+        fpn_channels=fpn,
+        batch_size=batch_size,
+        classes=list(store.labels),
+        tile_size=int(store.tile_size),
+        lr=1e-3,
+        scheduler="onecycle",
+    )
+    return resolve_config(config, store.boxes["diameter"].to_numpy(), store.band_stats)
+
+
 def bare_step(config: ModelConfig, images: torch.Tensor, precision: str) -> Step:
     """A closure running one bare training step on ``images`` [B, C, T, T] (2 boxes a tile)."""
     device = images.device
@@ -176,18 +190,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     store = open_or_build_store(args)
-    config = ModelConfig(
-        fpn_channels=args.fpn,
-        batch_size=args.batch_size,
-        classes=list(store.labels),
-        tile_size=int(store.tile_size),
-        lr=1e-3,
-        scheduler="onecycle",
-    )
+    config = store_config(store, args.fpn, args.batch_size)
     run = RunConfig(
         num_workers=args.workers, accelerator="cpu" if args.device.type == "cpu" else "gpu"
     )
-    config = resolve_config(config, store.boxes["diameter"].to_numpy(), store.band_stats)
     flags = sorted(cpu_flags() & {"amx_bf16", "avx512_bf16"}) or ["none"]
     print(
         f"device={args.device} threads={torch.get_num_threads()} store={store.path} "

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from torch.profiler import record_function
 from torch.utils.data import DataLoader
 
 from model.inference.merge import TileMerger
@@ -175,12 +176,17 @@ def _run(
     start, pixels = time.perf_counter(), 0
     for images, offs in raise_failures(loader):  # a worker's RasterError, with its own message
         images = images.to(device, non_blocking=True)
-        with torch.inference_mode(), autocast(device, precision):
+        with (
+            torch.inference_mode(),
+            autocast(device, precision),
+            record_function("predict.forward"),
+        ):
             outputs = model(list(images))
-        for out, off in zip(outputs, offs, strict=True):
-            keep = out["scores"] >= score_thresh
-            boxes, scores = out["boxes"][keep].float(), out["scores"][keep].float()
-            merger.add(boxes, scores, out["labels"][keep], off)
+        with record_function("predict.merge"):  # ranges of a profiler trace (bench/gpu.py)
+            for out, off in zip(outputs, offs, strict=True):
+                keep = out["scores"] >= score_thresh
+                boxes, scores = out["boxes"][keep].float(), out["scores"][keep].float()
+                merger.add(boxes, scores, out["labels"][keep], off)
         pixels += images.shape[0] * images.shape[2] * images.shape[3]
         bar.update(images.shape[0])
         bar.set_postfix(MPps=f"{pixels / 1e6 / max(time.perf_counter() - start, 1e-9):.2f}")

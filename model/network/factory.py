@@ -11,6 +11,8 @@ Differences from ``torchvision.models.detection.retinanet_resnet50_fpn``:
 - focal loss alpha/gamma from the config (:class:`FocalClassificationHead`);
 - head outputs cast to float32 (:func:`float_head_outputs`), so that mixed precision never
   decodes boxes or computes losses in half precision;
+- post-processing of the whole batch at once (:class:`model.network.postprocess.BatchedRetinaNet`:
+  one top-k per level and one NMS per batch instead of per image; the same detections);
 - weights only from a local file (``config.weights``), loaded tensor by tensor, skipping shape
   mismatches, with a :class:`WeightsReport`. Nothing is ever downloaded.
 """
@@ -37,6 +39,7 @@ from torchvision.ops import sigmoid_focal_loss
 
 from model.config import HEAD_NORM_GROUPS, ModelConfig, default_anchor_sizes
 from model.network.backbones import GroupNorm, build_backbone
+from model.network.postprocess import BatchedRetinaNet
 from model.network.torch_file import EXPECTED, file_kind, load_error
 from tiling.errors import ConfigError
 from tiling.radiometry.stretch import Stretch
@@ -209,7 +212,7 @@ def build_retinanet(config: ModelConfig) -> RetinaNet:
     )
     mean = config.image_mean or [0.0] * config.in_channels
     std = config.image_std or [1.0] * config.in_channels
-    model = RetinaNet(
+    model = BatchedRetinaNet(
         backbone,
         num_classes=config.num_classes,
         min_size=config.tile_size,
