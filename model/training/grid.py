@@ -53,6 +53,7 @@ from model.run_config import RUN_FIELDS, RunConfig
 from model.training.datamodule import TileDataModule
 from model.training.module import RetinaNetModule, hook_warning_silenced
 from model.training.results import best_trial, completion, order_columns
+from model.training.thresholds import trial_columns
 from model.training.trainer import MONITOR, TrainTimer, build_trainer
 from tiling.atomic import copy_atomic, write_text_atomic
 from tiling.errors import ConfigError, RasterDetectError
@@ -224,6 +225,9 @@ def run_trial(
             write_text_atomic(trial_dir / "error.txt", traceback.format_exc())
     metrics = read_trial_metrics(trial_dir)
     row.update(best_row(metrics))
+    if row["status"] != "failed" and _is_rank_zero():  # thresholds, P/R/F1 there, mAP interval
+        run = options.get("run") or RunConfig()
+        row.update(trial_columns(row.get("checkpoint"), store, config, run.accelerator))
     row["trial_dir"] = str(trial_dir)
     if _is_rank_zero():
         if len(metrics):
