@@ -173,12 +173,12 @@ def _ap_101(ranked: RankedDetections, w: np.ndarray, label: int) -> np.ndarray:
     precision = np.divide(tp, kept, out=np.zeros_like(tp), where=kept > 0)
     envelope = np.flip(np.maximum.accumulate(np.flip(precision, 1), axis=1), 1)
     recall = tp / np.maximum(n_truth, 1e-12)[:, None]
-    envelope = torch.from_numpy(np.c_[envelope, np.zeros(len(w))])  # 0 beyond the last recall
+    padded = torch.from_numpy(np.c_[envelope, np.zeros(len(w))])  # 0 beyond the last recall
     at = torch.searchsorted(
         torch.from_numpy(np.ascontiguousarray(recall)),
         torch.from_numpy(np.tile(RECALL_POINTS, (len(w), 1))),
     )
-    ap = torch.gather(envelope, 1, at).mean(1).numpy()
+    ap = torch.gather(padded, 1, at).mean(1).numpy()
     return np.where(n_truth > 0, ap, np.nan)
 
 
