@@ -277,6 +277,8 @@ def run_grid(
         ``truncated`` or ``failed``), ``steps`` (optimiser steps trained), ``budget_steps``,
         ``error`` (also why a trial was truncated), the best ``val/*`` metrics and
         ``best_epoch``, ``test/*`` of the best checkpoint, ``epochs``, ``train_time_s``,
+        ``score_thresh_f1``/``_p70``, ``val/map_50_lo``/``_hi`` and ``val/precision|recall|f1``
+        at ``score_thresh_f1`` (:mod:`model.training.thresholds`),
         ``checkpoint``, ``trial_dir``. Also written to
         ``output_dir/grid_results.csv`` after each trial; the winner's checkpoint and config are
         copied to ``output_dir/best.ckpt`` and ``best_config.yaml``.
