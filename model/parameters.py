@@ -74,7 +74,8 @@ class RunParameters(StoreParameters):
     precision: Precision = param("auto", "auto (bf16 on CPUs with AMX/AVX-512 BF16 and on bf16 GPUs, else 32) | 32 | 16-mixed | bf16-mixed", o.choice(*get_args(Precision)))
     # --- prediction (the notebook's section 6; raster-detect predict takes them as options)
     predict_name: str = param("", "raster (file stem) to run the best model over; '' takes the first test raster", o.text)
-    score_thresh: float = param(0.3, "detections scoring below this are left out of the written catalogue", o.probability)
+    score_thresh: float | str = param("auto", "detections scoring below this are left out of the catalogue; auto: the F1-best on validation, stored in the checkpoint", o.or_auto(o.probability))
+    tta: str = param("none", "test-time augmentation of whole-raster prediction: none | flips (4 views) | d4 (8 views)", o.choice("none", "flips", "d4"))
     # fmt: on
 
     @classmethod

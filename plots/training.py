@@ -35,7 +35,9 @@ def plot_grid_heatmap(
     Args:
         results: the table of :func:`model.training.grid.run_grid` (failed trials are left out).
         x, y: two of its parameter columns.
-        metric: the value shown in each cell (annotated).
+        metric: the value shown in each cell (annotated); when the table has its bootstrap
+            interval (``<metric>_lo``, ``<metric>_hi``: :mod:`model.training.thresholds`), the
+            cell shows it under the value as ``[low, high]``.
         ax: axes to draw into (default: a new figure).
 
     Raises:
@@ -57,6 +59,7 @@ def plot_grid_heatmap(
     labels = table.map(lambda v: "" if pd.isna(v) else f"{v:.3f}") + flags.map(
         lambda f: "*" if f is True else ""
     )
+    labels = labels + interval_text(best, x, y, metric).reindex_like(table).fillna("")
     fig, ax = _figure(ax, (1.2 + 1.1 * max(1, table.shape[1]), 1.0 + 0.8 * max(1, table.shape[0])))
     sns.heatmap(
         table.astype(float),
@@ -70,6 +73,18 @@ def plot_grid_heatmap(
     note = f"\n* {n_cut} truncated by the time guard: not comparable" if n_cut else ""
     ax.set_title(f"{metric} (best over other parameters){note}")
     return fig
+
+
+def interval_text(best: pd.DataFrame, x: str, y: str, metric: str) -> pd.DataFrame:
+    """Per heatmap cell a line ``[low, high]`` from ``<metric>_lo``/``_hi`` ("" where absent)."""
+    low, high = f"{metric}_lo", f"{metric}_hi"
+    if low not in best or high not in best:
+        return best.pivot(index=y, columns=x, values=metric).map(lambda _: "")
+    text = [
+        "" if pd.isna(lo) or pd.isna(hi) else f"\n[{lo:.2f}, {hi:.2f}]"
+        for lo, hi in zip(best[low], best[high], strict=True)
+    ]
+    return best.assign(_interval=text).pivot(index=y, columns=x, values="_interval")
 
 
 def plot_training_curves(

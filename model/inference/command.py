@@ -51,12 +51,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--score-thresh",
         type=o.probability,
-        help="minimum score of a detection, 0 to 1 (default: the checkpoint's)",
+        help="minimum score of a detection, 0 to 1 (default: the F1-best threshold on validation "
+        "stored in the checkpoint, else its config's)",
     )
     p.add_argument(
         "--nms-thresh",
         type=o.probability,
         help="NMS IoU threshold, 0 to 1 (default: the checkpoint's)",
+    )
+    p.add_argument(
+        "--tta",
+        type=o.choice("none", "flips", "d4"),
+        default="none",
+        help="test-time augmentation: none, flips (4 views) or d4 (8 views), fused per window; "
+        "4 or 8 times the compute (default: none)",
     )
     p.add_argument(
         "--batch-size", type=o.positive_int, default=8, help="windows per forward pass (default: 8)"
@@ -88,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         nms_thresh=args.nms_thresh,
         workers=args.workers,
         device=args.device,
+        tta=None if args.tta == "none" else args.tta,
     )
     write_csv(frame, args.out, overwrite=args.overwrite)
     if args.gis:

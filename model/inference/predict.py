@@ -28,6 +28,7 @@ from torch.profiler import record_function
 from torch.utils.data import DataLoader
 
 from model.inference.merge import TileMerger
+from model.inference.tta import TTA, detect_views, views
 from model.inference.windows import WindowBatches, raise_failures
 from model.precision import autocast
 from tiling.errors import RasterError
@@ -36,6 +37,8 @@ from tiling.progress import progress_bar
 from tiling.sources import RasterSource, open_raster
 
 log = logging.getLogger(__name__)
+#: Score threshold of each view under test-time augmentation (the fused scores are filtered).
+VIEW_SCORE_THRESH = 0.05
 
 
 def resolve_model(
@@ -106,6 +109,7 @@ def predict_raster(
     progress: bool = True,
     diameter_unit: str = "m",
     precision: str = "auto",
+    tta: TTA | None = None,
 ) -> pd.DataFrame:
     """Detect objects over a whole raster.
 
@@ -118,7 +122,10 @@ def predict_raster(
         overlap: px shared by neighbouring windows (default ``tile_size // 4``); make it >= the
             largest object diameter.
         batch_size: windows per forward pass.
-        score_thresh, nms_thresh: defaults from the config (else 0.05 and 0.5).
+        score_thresh: minimum score of a reported detection; default the threshold that
+            maximised F1 on the trial's validation tiles, stored in the checkpoint
+            (:mod:`model.training.thresholds`), else the config's ``score_thresh`` (else 0.05).
+        nms_thresh: default from the config (else 0.5).
         workers: DataLoader worker processes reading windows (0 = in this process).
         device: "cpu", "cuda", ...; channels-last weights everywhere.
         classes: label names (default: the config's, else ``model.classes``, else "object").
@@ -130,14 +137,22 @@ def predict_raster(
         precision: ``"auto"`` (bf16 autocast on a CPU or GPU that computes bf16 natively, else
             float32: :func:`model.precision.resolve_precision`), ``"32"``, ``"bf16-mixed"`` or
             ``"16-mixed"``.
+        tta: test-time augmentation: None (one pass), ``"flips"`` (4 views) or ``"d4"`` (8
+            views), fused per window before the merge (:mod:`model.inference.tta`); costs about
+            4 or 8 times the forward passes.
 
     Returns:
         DataFrame with ``x``, ``y``, ``diameter`` (mean side), ``width``, ``height`` (float
         raster px), ``score``, ``label`` (str); plus the columns of :func:`add_world_columns`.
     """
+    views(tta)  # an unknown mode fails before the model loads
     model, names, config = resolve_model(model_or_checkpoint, classes, device)
     tile_size = tile_size or getattr(config, "tile_size", None) or 512
-    score_thresh = _default(score_thresh, config, "score_thresh", 0.05)
+    checkpoint = model_or_checkpoint if isinstance(model_or_checkpoint, str | Path) else None
+    score_thresh, source = choose_score_thresh(score_thresh, checkpoint, config)
+    log.info("score threshold %.3f (%s)", score_thresh, source)
+    # every view keeps its weak boxes: a view that misses an object counts 0 in the fused mean
+    view_thresh = min(score_thresh, VIEW_SCORE_THRESH) if tta else score_thresh
     nms_thresh = _default(nms_thresh, config, "nms_thresh", 0.5)
     fill = fill if fill is not None else getattr(config, "nodata_fill", None)
     overlap = tile_size // 4 if overlap is None else overlap
@@ -148,13 +163,46 @@ def predict_raster(
         offsets = tile_grid(raster.height, raster.width, tile_size, overlap)
         merger = TileMerger(raster.height, raster.width, tile_size, overlap)
         data = WindowBatches(raster_path, offsets, tile_size, batch_size, fill)
-        with prediction_settings(model, tile_size, score_thresh, nms_thresh):
-            _run(model, data, merger, workers, device, score_thresh, progress, precision)
+        with prediction_settings(model, tile_size, view_thresh, nms_thresh):
+            _run(model, data, merger, workers, device, score_thresh, progress, precision, tta)
         boxes, scores, labels = merger.merge(nms_thresh)
         return detections_frame(boxes, scores, labels, names, raster, diameter_unit)
 
 
+def choose_score_thresh(
+    given: float | str | None, checkpoint: str | Path | None, config: Any = None
+) -> tuple[float, str]:
+    """The score threshold of a prediction, and where it comes from.
+
+    Args:
+        given: a threshold in [0, 1]; or None / ``"auto"``: the F1-best threshold on validation
+            stored in ``checkpoint`` (:mod:`model.training.thresholds`), else ``config``'s
+            ``score_thresh`` (read from ``checkpoint`` when ``config`` is None), else 0.05.
+        checkpoint: the checkpoint path, or None for a model given as a module.
+        config: the model's ModelConfig, when already loaded.
+
+    Returns:
+        ``(threshold, source)``, source one of ``"given"``, ``"F1-best on validation"``,
+        ``"config"``, ``"default"``.
+    """
+    if given is not None and given != "auto":
+        return float(given), "given"
+    if checkpoint is not None:
+        from model.network.checkpoint import read_checkpoint_config, read_score_thresholds
+        from model.network.factory import safe_torch_load
+
+        stored = read_score_thresholds(checkpoint).get("score_thresh_f1")
+        if stored is not None:
+            return float(stored), "F1-best on validation"
+        if config is None:
+            config = read_checkpoint_config(safe_torch_load(checkpoint), checkpoint)
+    if config is not None:
+        return float(config.score_thresh), "config"
+    return 0.05, "default"
+
+
 def _default(value: float | None, config: Any, name: str, fallback: float) -> float:
+    """``value``, else ``config.<name>``, else ``fallback``."""
     return value if value is not None else getattr(config, name, fallback)
 
 
@@ -167,6 +215,7 @@ def _run(
     score_thresh: float,
     progress: bool,
     precision: str = "auto",
+    tta: TTA | None = None,
 ) -> None:
     """Forward every batch of windows and hand the kept detections to ``merger``."""
     loader = DataLoader(
@@ -181,7 +230,7 @@ def _run(
             autocast(device, precision),
             record_function("predict.forward"),
         ):
-            outputs = model(list(images))
+            outputs = detect_views(model, images, tta) if tta else model(list(images))
         with record_function("predict.merge"):  # ranges of a profiler trace (bench/gpu.py)
             for out, off in zip(outputs, offs, strict=True):
                 keep = out["scores"] >= score_thresh

@@ -4,7 +4,12 @@ Layout (the one Lightning writes for ``RetinaNetModule``, and :func:`save_model_
 
     {"state_dict": {"model.<name>": Tensor, ...},             # the RetinaNet's state dict
      "hyper_parameters": {"config": ModelConfig.to_dict()},  # plain dict: str/int/float/list/...
+     "score_thresholds": {"score_thresh_f1": 0.41, ...},     # optional: chosen on validation
      ...}                                                     # Lightning's other entries
+
+``score_thresholds`` (written by :func:`write_score_thresholds` after a trial trained, see
+:mod:`model.training.thresholds`) is outside the config: it is measured, not chosen, and a
+trial's id hashes the config.
 
 :func:`load_model` reads it with ``torch.load(weights_only=True)``, which only unpickles tensors
 and plain containers, so a checkpoint from an untrusted source cannot run code.
@@ -22,9 +27,12 @@ from torchvision.models.detection import RetinaNet
 
 from model.config import ModelConfig
 from model.network.factory import build_retinanet, safe_torch_load
+from tiling.atomic import atomic_write
 from tiling.errors import RasterDetectError
 
 PREFIX = "model."
+#: The checkpoint entry that holds the score thresholds chosen on validation.
+THRESHOLDS_KEY = "score_thresholds"
 
 
 def save_model_checkpoint(model: nn.Module, config: ModelConfig, path: str | Path) -> Path:
@@ -103,3 +111,28 @@ def load_model(path: str | Path, map_location: Any = "cpu") -> tuple[RetinaNet, 
         ) from err
     device = map_location if isinstance(map_location, str | torch.device) else "cpu"
     return model.to(device).eval(), config
+
+
+def read_score_thresholds(path: str | Path) -> dict[str, float | None]:
+    """The score thresholds stored in a checkpoint (``{}`` when it holds none).
+
+    Raises:
+        ConfigError: missing file or not a safe torch file.
+    """
+    checkpoint = safe_torch_load(path, "cpu", what="Checkpoint")
+    stored = checkpoint.get(THRESHOLDS_KEY) if isinstance(checkpoint, Mapping) else None
+    return dict(stored) if isinstance(stored, Mapping) else {}
+
+
+def write_score_thresholds(path: str | Path, thresholds: Mapping[str, float | None]) -> Path:
+    """Store ``thresholds`` (plain floats or None) in the checkpoint at ``path``, atomically.
+
+    Raises:
+        ConfigError: missing file or not a safe torch file.
+        RasterDetectError: the file is not a dict-shaped checkpoint.
+    """
+    checkpoint = safe_torch_load(path, "cpu", what="Checkpoint")
+    if not isinstance(checkpoint, dict):
+        raise RasterDetectError(f"{path} is not a checkpoint dict; cannot store thresholds in it")
+    checkpoint[THRESHOLDS_KEY] = {k: None if v is None else float(v) for k, v in thresholds.items()}
+    return atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))

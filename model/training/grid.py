@@ -53,6 +53,7 @@ from model.run_config import RUN_FIELDS, RunConfig
 from model.training.datamodule import TileDataModule
 from model.training.module import RetinaNetModule, hook_warning_silenced
 from model.training.results import best_trial, completion, order_columns
+from model.training.thresholds import trial_columns
 from model.training.trainer import MONITOR, TrainTimer, build_trainer
 from tiling.atomic import copy_atomic, write_text_atomic
 from tiling.errors import ConfigError, RasterDetectError
@@ -224,6 +225,9 @@ def run_trial(
             write_text_atomic(trial_dir / "error.txt", traceback.format_exc())
     metrics = read_trial_metrics(trial_dir)
     row.update(best_row(metrics))
+    if row["status"] != "failed" and _is_rank_zero():  # thresholds, P/R/F1 there, mAP interval
+        run = options.get("run") or RunConfig()
+        row.update(trial_columns(row.get("checkpoint"), store, config, run.accelerator))
     row["trial_dir"] = str(trial_dir)
     if _is_rank_zero():
         if len(metrics):
@@ -273,6 +277,8 @@ def run_grid(
         ``truncated`` or ``failed``), ``steps`` (optimiser steps trained), ``budget_steps``,
         ``error`` (also why a trial was truncated), the best ``val/*`` metrics and
         ``best_epoch``, ``test/*`` of the best checkpoint, ``epochs``, ``train_time_s``,
+        ``score_thresh_f1``/``_p70``, ``val/map_50_lo``/``_hi`` and ``val/precision|recall|f1``
+        at ``score_thresh_f1`` (:mod:`model.training.thresholds`),
         ``checkpoint``, ``trial_dir``. Also written to
         ``output_dir/grid_results.csv`` after each trial; the winner's checkpoint and config are
         copied to ``output_dir/best.ckpt`` and ``best_config.yaml``.

@@ -54,12 +54,17 @@ def _budget_steps(trainer: pl.Trainer, steps: int) -> int:
 
 
 def order_columns(results: pd.DataFrame, params: Sequence[str]) -> pd.DataFrame:
-    """Columns: trial, parameters, status, steps, budget_steps, error, val/*, best_epoch, test/*."""
+    """The table's columns in order.
+
+    Trial, parameters, status, steps, budget_steps, error, val/*, the score thresholds,
+    best_epoch, test/*, then the rest.
+    """
     cols = [str(c) for c in results.columns]
     first = ["trial", *params, "status", "steps", "budget_steps", "error"]
     val = sorted(c for c in cols if c.startswith("val/"))
     test = sorted(c for c in cols if c.startswith("test/"))
-    head = [c for c in [*first, *val, "best_epoch", *test] if c in cols]
+    thresholds = ["score_thresh_f1", "score_thresh_p70"]  # model.training.thresholds
+    head = [c for c in [*first, *val, *thresholds, "best_epoch", *test] if c in cols]
     return results[head + [c for c in cols if c not in head]]
 
 

@@ -104,3 +104,13 @@ def test_plot_detections_draws_truth_and_predictions_above_threshold(bands):
         images, preds, targets, ["crater", "rock"], score_thresh=0.1, circles=False
     )
     assert len(next(ax for ax in fig.axes if ax.images).patches) == 3
+
+
+def test_grid_heatmap_shows_the_bootstrap_interval_under_each_value():
+    table = results_table()
+    table["val/map_50_lo"] = table["val/map_50"] - 0.05
+    table["val/map_50_hi"] = table["val/map_50"] + 0.02
+    table.loc[table["lr"].eq(3e-4) & table["batch_size"].eq(8), "val/map_50_lo"] = None
+    fig = plot_grid_heatmap(table, x="lr", y="batch_size")
+    texts = sorted(t.get_text() for t in fig.axes[0].texts)
+    assert texts == ["0.141\n[0.09, 0.16]", "0.181\n[0.13, 0.20]", "0.341\n[0.29, 0.36]", "0.381"]

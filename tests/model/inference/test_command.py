@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from model.config import ModelConfig
-from model.network.checkpoint import save_model_checkpoint
+from model.network.checkpoint import save_model_checkpoint, write_score_thresholds
 from model.network.factory import build_retinanet
 from tests.cli_runner import assert_one_line_error, run_cli
 from tests.conftest import write_geotiff
@@ -237,3 +237,29 @@ def test_disk_full_names_the_catalogue_and_leaves_nothing(
     code, err = predict(capsys, ckpt, raster, out)
     assert_one_line_error(code, err, f"disk full while writing {out}: it needs", "bytes free in")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.tif"]
+
+
+def test_stored_threshold_by_default_and_the_option_overrides(tmp_path, capsys, ckpt, raster):
+    every = tmp_path / "every.csv"
+    assert predict(capsys, ckpt, raster, every, "--score-thresh", 0)[0] == 0
+    scores = pd.read_csv(every)["score"]
+    stored = float(scores.quantile(0.9))
+    assert len(scores) >= 10 and scores.max() < 0.5
+    ckpt_copy = tmp_path / "stored.ckpt"
+    ckpt_copy.write_bytes(Path(ckpt).read_bytes())
+    write_score_thresholds(ckpt_copy, {"score_thresh_f1": stored, "score_thresh_p70": None})
+    default = tmp_path / "default.csv"
+    assert predict(capsys, ckpt_copy, raster, default)[0] == 0
+    kept = pd.read_csv(default)["score"]
+    assert 0 < len(kept) < len(scores) and (kept >= stored).all()
+    given = tmp_path / "given.csv"
+    assert predict(capsys, ckpt_copy, raster, given, "--score-thresh", 0.5)[0] == 0
+    assert len(pd.read_csv(given)) == 0
+
+
+def test_tta_option(tmp_path, capsys, ckpt, raster):
+    out = tmp_path / "d4.csv"
+    assert predict(capsys, ckpt, raster, out, "--tta", "d4", "--score-thresh", 0)[0] == 0
+    assert {"x", "y", "score"} <= set(pd.read_csv(out).columns)
+    code, err = predict(capsys, ckpt, raster, out, "--tta", "d8", "--overwrite")
+    assert code == 2 and "argument --tta: 'd8' is not one of none | flips | d4" in err

@@ -1,0 +1,150 @@
+"""Thresholds chosen on validation, the mAP@50 bootstrap interval, and where they are stored."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torchmetrics.detection import MeanAveragePrecision
+
+from model.config import ModelConfig
+from model.network.checkpoint import read_score_thresholds, write_score_thresholds
+from model.training.grid import run_grid
+from model.training.thresholds import (
+    RankedDetections,
+    bootstrap_map_50,
+    choose_thresholds,
+    greedy_hits,
+    map_50,
+    rank_detections,
+)
+from tests.model.store_factory import open_store, write_disc_store
+
+torch.set_num_threads(2)
+FAST = {"max_epochs": 1, "limit_batches": 2, "enable_progress_bar": False}
+COLUMNS = ("score_thresh_f1", "score_thresh_p70", "val/f1", "val/map_50_lo", "val/map_50_hi")
+
+
+def ranked(scores, hits, n_truth, tiles=None):
+    """One-label ranked detections over as many tiles as detections (or ``tiles``)."""
+    scores, hits = np.asarray(scores, float), np.asarray(hits, bool)
+    tiles = np.arange(len(scores)) if tiles is None else np.asarray(tiles)
+    n_tiles = int(max(tiles.max(initial=-1) + 1, 1))
+    return RankedDetections(
+        scores=scores,
+        hits=hits,
+        labels=np.zeros(len(scores), np.int64),
+        tiles=tiles,
+        truth_tiles=np.arange(n_truth) % n_tiles,
+        truth_labels=np.zeros(n_truth, np.int64),
+        n_tiles=n_tiles,
+    )
+
+
+def test_threshold_maximises_f1_and_reports_precision_recall_there():
+    # kept prefixes: k=3 gives tp 3 of 4 truths: F1 = 6/7, the best
+    chosen = choose_thresholds(ranked([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 1, 0, 0], n_truth=4))
+    assert chosen["score_thresh_f1"] == 0.7
+    assert chosen["f1"] == pytest.approx(6 / 7)
+    assert (chosen["precision"], chosen["recall"]) == pytest.approx((1.0, 0.75))
+    assert chosen["score_thresh_p70"] == 0.6  # 3 of 4 = 0.75; 3 of 5 = 0.6 at 0.5
+
+
+def test_precision_threshold_is_the_lowest_that_reaches_070():
+    chosen = choose_thresholds(ranked([0.9, 0.8, 0.7, 0.6, 0.5], [1, 0, 1, 1, 0], n_truth=5))
+    assert chosen["score_thresh_p70"] == 0.6  # 3 of 4 = 0.75; 3 of 5 = 0.6 at 0.5
+    assert choose_thresholds(ranked([0.9, 0.8], [0, 1], n_truth=2))["score_thresh_p70"] is None
+
+
+def test_tied_scores_are_kept_or_dropped_together():
+    chosen = choose_thresholds(ranked([0.9, 0.5, 0.5], [1, 0, 1], n_truth=2))
+    assert chosen["score_thresh_f1"] == 0.5 and chosen["recall"] == 1.0
+
+
+def test_nothing_to_choose_from():
+    assert choose_thresholds(ranked([], [], n_truth=3))["score_thresh_f1"] is None
+    assert choose_thresholds(ranked([0.5], [0], n_truth=0))["f1"] == 0.0
+
+
+def test_greedy_hits_follow_score_and_labels():
+    pred = {
+        "boxes": torch.tensor([[0.0, 0, 10, 10], [1.0, 0, 11, 10], [20.0, 20, 30, 30]]),
+        "scores": torch.tensor([0.5, 0.9, 0.8]),
+        "labels": torch.tensor([0, 0, 1]),
+    }
+    target = {"boxes": torch.tensor([[0.0, 0, 10, 10], [20.0, 20, 30, 30]])}
+    target["labels"] = torch.tensor([0, 0])
+    # the 0.9 box takes the object first; the 0.8 box has the wrong label
+    assert greedy_hits(pred, target).tolist() == [False, True, False]
+
+
+def random_tiles(rng, n_tiles, per_tile=3):
+    preds, targets = [], []
+    for _ in range(n_tiles):
+        xy = rng.uniform(0, 90, (per_tile, 2))
+        truth = np.c_[xy, xy + 10]
+        jitter = truth + rng.normal(0, 2.5, truth.shape)
+        corner = rng.uniform(0, 90, (1, 2))
+        extra = np.c_[corner, corner + 10]
+        boxes = np.r_[jitter, extra]
+        preds.append(
+            {
+                "boxes": torch.tensor(boxes, dtype=torch.float32),
+                "scores": torch.tensor(rng.uniform(0.05, 1, len(boxes)), dtype=torch.float32),
+                "labels": torch.tensor(rng.integers(0, 2, len(boxes))),
+            }
+        )
+        targets.append(
+            {
+                "boxes": torch.tensor(truth, dtype=torch.float32),
+                "labels": torch.tensor(rng.integers(0, 2, per_tile)),
+            }
+        )
+    return preds, targets
+
+
+def test_map_50_equals_torchmetrics():
+    preds, targets = random_tiles(np.random.default_rng(1), n_tiles=12)
+    reference = MeanAveragePrecision(iou_type="bbox")
+    reference.update(preds, targets)
+    expected = float(reference.compute()["map_50"])
+    assert map_50(rank_detections(preds, targets))[0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_interval_holds_the_value_and_narrows_with_more_tiles():
+    widths = []
+    for n_tiles in (10, 160):
+        preds, targets = random_tiles(np.random.default_rng(n_tiles), n_tiles)
+        value, low, high = bootstrap_map_50(rank_detections(preds, targets), seed=0)
+        assert low <= value <= high and 0 <= low < high <= 1
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2
+
+
+def test_interval_is_seeded():
+    ranking = rank_detections(*random_tiles(np.random.default_rng(3), 20))
+    assert bootstrap_map_50(ranking, seed=4) == bootstrap_map_50(ranking, seed=4)
+
+
+def test_thresholds_round_trip_in_a_checkpoint(tmp_path):
+    path = tmp_path / "m.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"config": {}}}, path)
+    assert read_score_thresholds(path) == {}
+    write_score_thresholds(path, {"score_thresh_f1": np.float64(0.4), "score_thresh_p70": None})
+    assert read_score_thresholds(path) == {"score_thresh_f1": 0.4, "score_thresh_p70": None}
+
+
+def test_a_trial_stores_its_thresholds_and_reports_them(tmp_path):
+    store = open_store(write_disc_store(tmp_path / "s", n_tiles=12, tile_size=64))
+    base = ModelConfig(batch_size=2, augment="none", lr=1e-3)
+    results = run_grid(base, {}, store, tmp_path / "grid", **FAST)
+    row = results.iloc[0]
+    for column in COLUMNS:
+        assert column in results.columns, column
+    saved = pd.read_csv(tmp_path / "grid" / "grid_results.csv")
+    assert set(COLUMNS) <= set(saved.columns)
+    stored = read_score_thresholds(tmp_path / "grid" / "best.ckpt")
+    assert set(stored) == {"score_thresh_f1", "score_thresh_p70"}
+    assert stored["score_thresh_f1"] == row["score_thresh_f1"] or (
+        stored["score_thresh_f1"] is None and pd.isna(row["score_thresh_f1"])
+    )
+    assert row["val/map_50_lo"] <= row["val/map_50_hi"] or pd.isna(row["val/map_50_lo"])
