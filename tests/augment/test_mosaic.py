@@ -22,7 +22,10 @@ def _batch():
 def test_quadrants_come_from_the_drawn_tiles_and_boxes_are_clipped():
     images, targets = _batch()
     transform = Mosaic()
-    params = {"centre": torch.tensor([[0.5, 0.5]] * 4), "others": torch.tensor([[0.3, 0.6, 0.9]] * 4)}
+    params = {
+        "centre": torch.tensor([[0.5, 0.5]] * 4),
+        "others": torch.tensor([[0.3, 0.6, 0.9]] * 4),
+    }
     out, result = transform.apply(images, targets, params)  # sources 1, 2, 3 around (16, 16)
     for b in range(4):
         assert (out[b, 0, :16, :16] == b).all()
