@@ -81,7 +81,7 @@ def crater_cases(work: Path, counts: list[int], test_rows: int = 768) -> list[Ca
         if len(usable) < n:
             raise ConfigError(
                 f"the crater field holds {len(usable)} objects below the test region, fewer than "
-                f"N={n}; lower the count or raise test_rows' budget in _field_height"
+                f"N={n}; lower the count (the field is sized for the largest count with a 1.6x margin)"
             )
         end = min(math.ceil(usable["y"].iloc[n - 1]) + 1, height)
         _crop(field_dir / "field.tif", catalogue, root / "train", "train", test_rows + GAP, end)
