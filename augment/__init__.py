@@ -2,8 +2,10 @@
 
 from augment.base import PackedTargets, Transform, take_params
 from augment.containers import Compose, Identity, OneOf, RandomApply
+from augment.copy_paste import CopyPaste
 from augment.expand import expand_store
 from augment.geometric import D4, RandomCropZoom, RandomRotation, d4_inverse
+from augment.mosaic import Mosaic
 from augment.radiometric import (
     Brightness,
     Contrast,
@@ -22,10 +24,12 @@ __all__ = [
     "Compose",
     "ContentWeightedSampler",
     "Contrast",
+    "CopyPaste",
     "Gamma",
     "GaussianBlur",
     "GaussianNoise",
     "Identity",
+    "Mosaic",
     "OneOf",
     "PackedTargets",
     "PercentileStretch",

@@ -1,8 +1,9 @@
 """Augmentation recipes: plain dicts (or names) that describe a transform, and back.
 
 A recipe is what a ``ModelConfig`` carries in its ``augment`` field: either the name of a
-built-in recipe (:data:`NAMED_RECIPES`: ``"none"``, ``"flips"``, ``"d4"``, ``"default"``) or a
-dict. The dict format is ``{"name": <transform>, <parameter>: <value>, ...}``; containers nest::
+built-in recipe (:data:`NAMED_RECIPES`: ``"none"``, ``"flips"``, ``"d4"``, ``"default"``, and the
+object-level ``"copy_paste"``, ``"mosaic"``, ``"object_mix"``, each the default recipe after
+:class:`~augment.copy_paste.CopyPaste` and/or :class:`~augment.mosaic.Mosaic`) or a dict. The dict format is ``{"name": <transform>, <parameter>: <value>, ...}``; containers nest::
 
     {"name": "compose", "transforms": [
         {"name": "d4", "symmetries": [0, 1, 2, 3, 4, 5, 6, 7]},
@@ -24,7 +25,9 @@ from typing import Any
 
 from augment.base import Transform
 from augment.containers import Compose, Identity, OneOf, RandomApply
+from augment.copy_paste import CopyPaste
 from augment.geometric import D4, RandomCropZoom, RandomRotation
+from augment.mosaic import Mosaic
 from augment.radiometric import (
     Brightness,
     Contrast,
@@ -51,6 +54,8 @@ TRANSFORMS: dict[str, type[Transform]] = {
         GaussianNoise,
         GaussianBlur,
         PercentileStretch,
+        CopyPaste,
+        Mosaic,
     )
 }
 
@@ -70,11 +75,29 @@ def default_recipe() -> Transform:
     )
 
 
+def copy_paste_recipe() -> Transform:
+    """Copy-paste of up to 4 objects per tile (always), then the default recipe."""
+    return Compose([CopyPaste(), default_recipe()])
+
+
+def mosaic_recipe() -> Transform:
+    """Mosaic of four tiles (p=0.5), then the default recipe."""
+    return Compose([RandomApply(Mosaic(), p=0.5), default_recipe()])
+
+
+def object_mix_recipe() -> Transform:
+    """Mosaic (p=0.5), then copy-paste, then the default recipe."""
+    return Compose([RandomApply(Mosaic(), p=0.5), CopyPaste(), default_recipe()])
+
+
 NAMED_RECIPES: dict[str, Any] = {
     "none": Identity,
     "flips": lambda: D4(symmetries=(0, 1, 2, 3)),
     "d4": D4,
     "default": default_recipe,
+    "copy_paste": copy_paste_recipe,
+    "mosaic": mosaic_recipe,
+    "object_mix": object_mix_recipe,
 }
 
 

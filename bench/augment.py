@@ -4,7 +4,8 @@ Prints, in one process with ``torch.set_num_threads(1)``:
 
 1. tiles per second of the ``"default"`` recipe on 256 x 256 single-band float32 tiles (a few
    boxes each), in per-sample mode (one ``transform(image, target)`` call per tile) and in batch
-   mode (one call per batch of 16, the ``on_after_batch_transfer`` path);
+   mode (one call per batch of 16, the ``on_after_batch_transfer`` path), and of the
+   object-level recipes ``copy_paste``, ``mosaic``, ``object_mix`` in batch mode;
 2. for reference, torchvision v2's per-sample geometric pipeline (flips + scale jitter) next to
    ours restricted to D4 + crop-zoom in batch mode;
 3. images per second of one training step (forward + backward + SGD step, batch of 4) of the
@@ -61,6 +62,7 @@ def augmentation_rates(batches: int) -> dict[str, float]:
     images, targets = make_batch(BATCH * batches, gen)
     default = build_transform("default")
     geometric = Compose([D4(), RandomApply(RandomCropZoom(0.8, 1.25), p=0.5)])
+    object_level = {name: build_transform(name) for name in ("copy_paste", "mosaic", "object_mix")}
     tv = v2.Compose(
         [
             v2.RandomHorizontalFlip(),
@@ -93,6 +95,10 @@ def augmentation_rates(batches: int) -> dict[str, float]:
         "default, per sample": rate(lambda: per_sample(default), n, 2),
         "default, batch of 16": rate(lambda: batched(default), n, 3),
         "geometric (D4 + crop-zoom), batch of 16": rate(lambda: batched(geometric), n, 3),
+        **{
+            f"{name}, batch of 16": rate(lambda t=t: batched(t), n, 3)
+            for name, t in object_level.items()
+        },
         "torchvision v2 flips + scale, per sample": rate(torchvision_per_sample, n, 2),
     }
 

@@ -56,7 +56,7 @@ class RunParameters(StoreParameters):
     threads: int = param(2, "torch threads; a fixed count gives the same results on any number of cores (0: all)", o.non_negative_int)
     smoke: bool = param(False, "tiny settings for CI: one short trial on few tiles (overrides other values)", o.flag)
     # --- augmentation and training
-    augment: str = param("default", "augmentation recipe: none | flips | d4 | default", o.text)
+    augment: str = param("default", "augmentation recipe: none | flips | d4 | default | copy_paste | mosaic | object_mix", o.text)
     empty_weight: float = param(0.1, "sampling weight of an empty tile relative to one with objects", o.non_negative_float)
     backbone: Backbone = param("resnet18", "resnet18 | resnet34 | resnet50 | mobilenet_v3_large", o.choice(*get_args(Backbone)))
     input_stretch: InputStretch = param("none", "model input stretch: none | linear | asinh | log | zscale (HDR data)", o.choice(*get_args(InputStretch)))
@@ -72,6 +72,7 @@ class RunParameters(StoreParameters):
     max_minutes_per_trial: float | None = param(20.0, "guard only: a trial still training after this stops, marked truncated (null: none)", o.optional(o.positive_float), unit="minutes")
     accelerator: Accelerator = param("auto", "auto | cpu | gpu | cuda | mps", o.choice(*get_args(Accelerator)))
     precision: Precision = param("auto", "auto (bf16 on CPUs with AMX/AVX-512 BF16 and on bf16 GPUs, else 32) | 32 | 16-mixed | bf16-mixed", o.choice(*get_args(Precision)))
+    pretrain_steps: int = param(0, "self-supervised pretraining steps of the backbone on the train and val tiles before the grid (0: off; off in smoke runs)", o.non_negative_int)
     # --- prediction (the notebook's section 6; raster-detect predict takes them as options)
     predict_name: str = param("", "raster (file stem) to run the best model over; '' takes the first test raster", o.text)
     score_thresh: float | str = param("auto", "detections scoring below this are left out of the catalogue; auto: the F1-best on validation, stored in the checkpoint", o.or_auto(o.probability))
@@ -115,6 +116,21 @@ class RunParameters(StoreParameters):
             augment=self.augment,
             seed=self.seed,
         )
+
+    def pretrain_arguments(self) -> dict[str, Any]:
+        """Keywords of :func:`~model.pretrain.pretrain_backbone` other than the store and file.
+
+        ``steps`` is 0 (no pretraining) in a smoke run.
+        """
+        config = ModelConfig(
+            backbone=self.backbone,
+            norm=self.norm,
+            input_stretch=self.input_stretch,
+            fpn_channels=self.fpn_channels,
+            weights=self.weights,
+            seed=self.seed,
+        )
+        return {"config": config, "steps": 0 if self.smoke else self.pretrain_steps}
 
     def run_config(self) -> RunConfig:
         """The hardware and loader workers (the notebook's ``run = RunConfig(...)``)."""

@@ -124,7 +124,7 @@ def check_run_folder(folder: Path, config: Path, *, overwrite: bool) -> Path:
 
 
 def train(params: RunParameters) -> TrainingRun:
-    """The notebook's sections 1, 2 and 4: catalogues, tile store, grid search.
+    """The notebook's sections 1, 2, 3b and 4: catalogues, tile store, pretraining, grid search.
 
     Args:
         params: the run's parameters, smoke settings applied (:meth:`RunParameters.resolved`).
@@ -134,6 +134,7 @@ def train(params: RunParameters) -> TrainingRun:
     """
     import torch
 
+    from model.pretrain import pretrain_backbone
     from model.training.grid import run_grid
     from tiling.catalog.collect import read_catalogs
     from tiling.store.build import build_tile_store
@@ -143,5 +144,9 @@ def train(params: RunParameters) -> TrainingRun:
         torch.set_num_threads(params.threads)
     data = read_catalogs(**params.catalog_arguments())
     store = build_tile_store(data.sources(), **params.store_arguments())
+    path = Path(params.output_dir) / "pretrained_backbone.pt"
+    pretrained = pretrain_backbone(store, path=path, **params.pretrain_arguments())
+    if pretrained is not None:  # the notebook's section 3b: the grid starts from these weights
+        params = dataclasses.replace(params, weights=str(pretrained))
     results = run_grid(store=store, output_dir=params.output_dir, **params.grid_arguments())
     return TrainingRun(data, store, results)

@@ -15,6 +15,7 @@ import pytest
 
 from model.config import ModelConfig
 from model.parameters import SMOKE, RunParameters
+from model.pretrain import pretrain_backbone
 from model.run_config import RunConfig
 from model.training.grid import run_grid
 from tiling.catalog.collect import read_catalogs
@@ -101,6 +102,20 @@ def test_grid_keywords_are_the_notebooks(smoke):
     assert (call.pop("store"), call.pop("output_dir")) == ("STORE", "OUT")
     call.update(call.pop("trainer_kwargs", {}))
     assert call == params.grid_arguments()
+
+
+@pytest.mark.parametrize("smoke", [False, True])
+def test_pretrain_keywords_are_the_notebooks(smoke):
+    ns = namespace(smoke=smoke, pretrain_steps=5, weights="w.pt")
+    params = RunParameters(smoke=smoke, pretrain_steps=5, weights="w.pt").resolved()
+    ns.update(ModelConfig=ModelConfig, pretrain_backbone=Recorder(pretrain_backbone, "new.pt"))
+    ns.update(store="STORE", output_dir=Path("OUT"), print=lambda *a: None)
+    exec(cell_with("= pretrain_backbone("), ns)
+    (call,) = ns["pretrain_backbone"].calls
+    assert (call.pop("store"), call.pop("path")) == ("STORE", Path("OUT/pretrained_backbone.pt"))
+    assert call == params.pretrain_arguments()
+    assert call["steps"] == (0 if smoke else 5)
+    assert ns["weights"] == "new.pt"  # the grid starts from the pretrained weights
 
 
 def test_from_yaml_reads_any_subset_and_refuses_unknown_names(tmp_path):

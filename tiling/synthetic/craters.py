@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from tiling.atomic import atomic_write
 from tiling.errors import ConfigError
+from tiling.synthetic import varied
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class FieldParams:
         sensor_noise: standard deviation of the sensor noise in DN.
         sun_azimuth: degrees clockwise from north (up in the image).
         sun_elevation: degrees above the horizon.
+        varied: add albedo patches, regional slopes and overlapping, shallower degraded craters
+            (:mod:`tiling.synthetic.varied`); False leaves the default field byte-identical.
     """
 
     density: float = 3e-4
@@ -90,6 +93,7 @@ class FieldParams:
     sensor_noise: float = 250.0
     sun_azimuth: float = 315.0
     sun_elevation: float = 30.0
+    varied: bool = False
 
     def __post_init__(self) -> None:
         lo, hi = self.diameter_range
@@ -313,7 +317,10 @@ class CraterField:
             raise ConfigError(
                 f"synthetic crater field: size {height} x {width} px is too small; use >= 16"
             )
-        craters = sample_craters(height, width, params, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        craters = sample_craters(height, width, params, rng)
+        if params.varied:  # drawn after the default draws, which stay the same
+            craters = varied.inside(varied.vary_craters(craters, rng), height, width)
         edge = nodata_edge(_key(seed, 1), height, width, params.nodata_width)
         return cls(height, width, params, seed, craters, edge)
 
@@ -340,11 +347,18 @@ class CraterField:
         for octave, cell in enumerate(OCTAVES):
             noise = value_noise(_key(self.seed, 2, octave), ys, xs, cell)
             heights += np.float32(p.relief * cell**HURST) * noise
+        if p.varied:
+            slopes = value_noise(_key(self.seed, 6), ys, xs, varied.SLOPE_CELL)
+            heights += varied.regional_heights(slopes)
         render_craters(heights, row0 - 1, -1, self.nearby(row0 - 1, row0 + rows + 1))
         shade = hillshade(heights, p.sun_azimuth, p.sun_elevation)
         ys, xs = ys[1:-1], xs[1:-1]
         albedo = 1 + 0.06 * value_noise(_key(self.seed, 3), ys, xs, 384)
         albedo += 0.03 * value_noise(_key(self.seed, 4), ys, xs, 48)
+        if p.varied:
+            albedo *= varied.albedo_patches(
+                value_noise(_key(self.seed, 7), ys, xs, varied.ALBEDO_CELL)
+            )
         rows_i, cols_i = np.arange(row0, row0 + rows), np.arange(self.width)
         noise = np.float32(p.sensor_noise) * sensor_noise(_key(self.seed, 5), rows_i, cols_i)
         values = np.clip(np.rint(DARK + GAIN * albedo * shade + noise), 1, 65535)
@@ -400,7 +414,7 @@ def generate_crater_field(
     seed: int = 0,
     origin: tuple[float, float] = (500_000.0, 4_100_000.0),
     strip_rows: int = BLOCK,
-    **params: float | tuple[float, float],
+    **params: float | tuple[float, float] | bool,
 ) -> pd.DataFrame:
     """Write one crater-field GeoTIFF (uint16, nodata 0, EPSG:32633, 1 m pixels) and its CSV.
 
@@ -413,7 +427,7 @@ def generate_crater_field(
             do not depend on it.
         **params: :class:`FieldParams` fields (``density``, ``diameter_range``, ``slope``,
             ``fresh_fraction``, ``nodata_width``, ``relief``, ``sensor_noise``, ``sun_azimuth``,
-            ``sun_elevation``).
+            ``sun_elevation``, ``varied``).
 
     Returns:
         The catalogue written: ``x, y, diameter, label`` (pixels, project convention).

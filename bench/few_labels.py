@@ -1,0 +1,214 @@
+"""Few-labels benchmark: train on N labelled objects of one region, score on a disjoint region.
+
+For each data set of :mod:`bench.few_labels_data` (a varied synthetic crater field cut for each
+``--counts`` N, and the real NEON tree tiles) and each ``--variants`` entry, the project's own
+pipeline runs as the notebook does: :func:`tiling.catalog.read_catalogs`,
+:func:`tiling.store.build_tile_store` (train raster only, blocks split into train and val),
+:func:`model.training.run_grid` (one trial, the notebook's defaults from
+:class:`model.parameters.RunParameters` with ``--steps`` optimiser steps),
+:func:`model.inference.predict_raster` over the whole test raster (score >= 0.05), the catalogue's
+diameter filter, and :func:`model.evaluate.evaluate_catalog` (box IoU >= 0.5).
+
+Columns: ``AP`` (all-point AP@0.5 of the whole test raster), ``F1`` (best F1 over score
+thresholds) and its threshold ``thr``, ``R@P0.7`` (the highest recall at precision >= 0.7, 0 when
+precision never reaches 0.7), ``train_s`` (seconds of training, pretraining included) and
+``steps`` (detector steps). Variants:
+
+- ``defaults``: the notebook's defaults (recipe ``default``);
+- ``copy_paste``, ``mosaic``, ``object_mix``: the recipes of :mod:`augment.object_level`;
+- ``pretrain``: self-supervised pretraining of the backbone on the store's train and val tiles
+  (:mod:`model.pretrain`), then detector training with the steps that the pretraining's time left,
+  so that the total time matches ``defaults``.
+
+Run (budget: ``--steps`` per configuration; the table is printed and written to
+``--work/few_labels.csv``)::
+
+    python -m bench.few_labels --steps 300 --counts 100 300 --variants defaults copy_paste pretrain
+
+Times are of this machine under its load at the time; compare rows of one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bench.few_labels_data import Case, crater_cases, tree_case
+from model.evaluate import evaluate_catalog
+from model.inference import predict_raster
+from model.parameters import RunParameters
+from model.training import run_grid
+from tiling.catalog import filters, read_catalogs
+from tiling.store import build_tile_store
+from tiling.store import tile_filters as tf
+
+PRECISION_GOAL = 0.7
+VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "copy_paste": {"augment": "copy_paste"},
+    "mosaic": {"augment": "mosaic"},
+    "object_mix": {"augment": "object_mix"},
+    "pretrain": {"pretrain": True},
+}
+
+
+def parameters(args: argparse.Namespace, case: Case, steps: int) -> RunParameters:
+    """The notebook's parameters for one case: defaults except tiles, budget and split."""
+    lo, hi = case.diameters
+    return RunParameters(
+        tile_size=args.tile_size, overlap=args.tile_size // 8, min_diameter=lo, max_diameter=hi,
+        split_fractions=[0.8, 0.2, 0.0], test_rasters=[], steps_per_trial=steps,
+        workers=args.workers, seed=args.seed, max_minutes_per_trial=None, columns=case.columns,
+        precision=args.precision,
+    )  # fmt: skip
+
+
+def build_store(args: argparse.Namespace, case: Case) -> Any:
+    """The tile store of the case's train raster (reused when unchanged)."""
+    p = parameters(args, case, args.steps)
+    images, datasets = case.folder("train")
+    data = read_catalogs(
+        images, datasets, columns=p.columns, min_diameter=p.min_diameter,
+        max_diameter=p.max_diameter,
+    )  # fmt: skip
+    return build_tile_store(
+        [(data.rasters[n], c) for n, c in data.catalogs.items()], args.work / "tiles",
+        tile_size=p.tile_size, overlap=p.overlap, min_visible=p.min_visible, workers=0,
+        split=p.split, split_fractions=p.split_fractions, block_size=p.block_size,
+        tile_filters=[tf.max_nodata_fraction(p.max_nodata), tf.keep_empty(p.keep_empty)],
+        seed=p.seed,
+    )  # fmt: skip
+
+
+def train(args: argparse.Namespace, case: Case, name: str, store: Any, step_s: float) -> dict:
+    """Train one variant; its checkpoint, detector steps and seconds (pretraining included)."""
+    variant = VARIANTS[name]
+    out = args.work / "runs" / case.name / name
+    steps, pre_s, weights = args.steps, 0.0, None
+    if variant.get("pretrain"):
+        from model.pretrain import pretrain_backbone
+
+        config = parameters(args, case, steps).model_config().replace(tile_size=store.tile_size)
+        start = time.perf_counter()
+        weights = pretrain_backbone(store, config, out / "pretrained.pt", steps=args.pretrain_steps)
+        pre_s = time.perf_counter() - start
+        if np.isfinite(step_s):  # the defaults' time per step: same total time
+            steps = max(args.steps - round(pre_s / step_s), args.steps // 4)
+    p = parameters(args, case, steps)
+    p = dataclasses.replace(p, augment=variant.get("augment", p.augment), weights=weights)
+    arguments = p.grid_arguments()
+    results = run_grid(store=store, output_dir=out, enable_progress_bar=False, **arguments)
+    row = results.iloc[0]
+    return {
+        "checkpoint": out / "best.ckpt",
+        "steps": steps,
+        "train_s": float(row["train_time_s"]) + pre_s,
+    }
+
+
+def score(args: argparse.Namespace, case: Case, checkpoint: Path) -> dict[str, float]:
+    """AP, best F1 and its threshold, recall at precision 0.7 on the case's test raster."""
+    lo, hi = case.diameters
+    images, datasets = case.folder("test")
+    truth = read_catalogs(images, datasets, columns=case.columns, min_diameter=lo, max_diameter=hi)
+    name, catalog = next(iter(truth.catalogs.items()))
+    pred = predict_raster(
+        checkpoint, truth.rasters[name], score_thresh=0.05, progress=False,
+        precision=args.precision,
+    )  # fmt: skip
+    pred = pred[(pred["width"] > 0) & (pred["height"] > 0)]  # an untrained model's slivers
+    pred = filters.apply_filters(pred, filters.min_diameter(lo), filters.max_diameter(hi))
+    return curve_metrics(evaluate_catalog(pred, catalog, iou=0.5).pr_curve, len(catalog))
+
+
+def curve_metrics(curve: pd.DataFrame, n_truth: int) -> dict[str, float]:
+    """``AP``, ``F1`` (best over thresholds), ``thr`` and ``R@P0.7`` of a P-R curve."""
+    from model.evaluate import average_precision
+
+    if curve.empty:
+        return {"AP": 0.0, "F1": 0.0, "thr": float("nan"), "R@P0.7": 0.0, "n_test": n_truth}
+    p, r = curve["precision"].to_numpy(), curve["recall"].to_numpy()
+    f1 = np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-12), 0.0)
+    best = int(np.argmax(f1))
+    reach = r[p >= PRECISION_GOAL]
+    return {
+        "AP": average_precision(curve),
+        "F1": float(f1[best]),
+        "thr": float(curve["score"].iloc[best]),
+        "R@P0.7": float(reach.max()) if len(reach) else 0.0,
+        "n_test": n_truth,
+    }
+
+
+def cases(args: argparse.Namespace) -> list[Case]:
+    """The data sets asked for (written under ``--work``)."""
+    found, start = [], time.perf_counter()
+    if "craters" in args.datasets:
+        found += crater_cases(args.work / "data", list(args.counts))
+        print(f"crater field written in {time.perf_counter() - start:.0f} s")
+    if "trees" in args.datasets:
+        found.append(tree_case(args.work / "data", args.shared_data))
+    return found
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--steps", type=int, default=300, help="detector optimiser steps")
+    parser.add_argument("--pretrain-steps", type=int, default=150, help="pretraining steps")
+    parser.add_argument("--counts", type=int, nargs="+", default=[100, 300], help="labels N")
+    parser.add_argument("--datasets", nargs="+", default=["craters", "trees"])
+    parser.add_argument("--variants", nargs="+", default=["defaults", "copy_paste", "pretrain"])
+    parser.add_argument("--tile-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    parser.add_argument("--precision", default="32")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=Path("runs/few_labels"))
+    parser.add_argument("--shared-data", type=Path, default=Path("/work/shared/data"))
+    args = parser.parse_args()
+    args.variants = sorted(args.variants, key=lambda v: v != "defaults")  # it sets the step time
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
+    return args
+
+
+def main() -> None:
+    """Run every case x variant and print one table."""
+    args = parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    settings = {k: v for k, v in vars(args).items() if k not in ("work", "shared_data")}
+    print("few-labels benchmark:", settings, f"torch threads {torch.get_num_threads()}")
+    rows = []
+    for case in cases(args):
+        start = time.perf_counter()
+        store = build_store(args, case)
+        print(f"{case.name}: {case.n_train} labels, store {time.perf_counter() - start:.0f} s")
+        step_s = float("nan")
+        for name in args.variants:
+            trained = train(args, case, name, store, step_s)
+            if name == "defaults":
+                step_s = trained["train_s"] / trained["steps"]
+            start = time.perf_counter()
+            metrics = score(args, case, trained["checkpoint"])
+            metrics["score_s"] = time.perf_counter() - start
+            rows.append({"data": case.name, "N": case.n_train, "variant": name, **metrics,
+                         "train_s": trained["train_s"], "steps": trained["steps"]})  # fmt: skip
+            print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.3f"), flush=True)
+    table = pd.DataFrame(rows)
+    table.to_csv(args.work / "few_labels.csv", index=False)
+    print()
+    print(table.to_string(index=False, float_format="%.3f"))
+
+
+if __name__ == "__main__":
+    main()
