@@ -233,7 +233,7 @@ def _run(
             outputs = detect_views(model, images, tta) if tta else model(list(images))
         with record_function("predict.merge"):  # ranges of a profiler trace (bench/gpu.py)
             for out, off in zip(outputs, offs, strict=True):
-                keep = out["scores"] >= score_thresh
+                keep = (out["scores"] >= score_thresh) & _has_area(out["boxes"])
                 boxes, scores = out["boxes"][keep].float(), out["scores"][keep].float()
                 merger.add(boxes, scores, out["labels"][keep], off)
         pixels += images.shape[0] * images.shape[2] * images.shape[3]
@@ -309,3 +309,12 @@ def add_world_columns(
             else:
                 frame["diameter_m"] = metres
     return frame
+
+
+def _has_area(boxes: torch.Tensor) -> torch.Tensor:
+    """``bool[D]``: boxes (xyxy, ``[D, 4]``) wider and taller than zero.
+
+    A barely trained model clipped at a window's edge gives boxes of width 0: no object, and
+    evaluation refuses them.
+    """
+    return (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])

@@ -165,3 +165,24 @@ def test_lonlat_km_catalogue_round_trip(tmp_path, crs, west, deg):
     np.testing.assert_allclose(np.mod(pred["lon"], 360), lon, atol=1e-8)
     centre = west + 500 * deg
     assert (np.abs(pred["lon"] - centre) <= 180).all()  # the raster's longitude convention
+
+
+class FlatBoxDetector(DiscDetector):
+    """DiscDetector that adds a box of width 0 and one of height 0 to every window."""
+
+    def forward(self, images):
+        out = super().forward(images)
+        for o in out:
+            flat = torch.tensor([[3.0, 3.0, 3.0, 9.0], [5.0, 7.0, 12.0, 7.0]])
+            o["boxes"] = torch.cat([o["boxes"], flat])
+            o["scores"] = torch.cat([o["scores"], torch.tensor([0.9, 0.9])])
+            o["labels"] = torch.cat([o["labels"], torch.tensor([0, 0])])
+        return out
+
+
+def test_boxes_without_area_are_no_objects(tmp_path):
+    squares = [(5, 5, 6), (70, 60, 8)]
+    path = write_geotiff(tmp_path / "r.tif", square_image(100, squares))
+    frame = predict_raster(FlatBoxDetector(), path, **KW)
+    assert boxes_of(frame) == [tuple(map(float, (x, y, x + s, y + s))) for x, y, s in squares]
+    assert (frame["width"] > 0).all() and (frame["height"] > 0).all()
