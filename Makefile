@@ -75,8 +75,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# mypy on tiling, augment, model, plots ([tool.mypy] in pyproject.toml)
-typecheck: $(STAMP)
+# mypy on tiling, augment, model, plots ([tool.mypy] in pyproject.toml); plots needs the lab extras (Bokeh)
+typecheck: $(LAB_STAMP)
 	$(VENV)/bin/mypy
 
 test: lint typecheck $(LAB_STAMP)
