@@ -25,28 +25,30 @@ calls with per-image limits.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from tiling.errors import ConfigError, RasterError
 from tiling.radiometry.zscale import zscale_limits
 from tiling.sources.base import RasterSource, Window
 
-ArrayT = TypeVar("ArrayT", np.ndarray, Tensor)
+if TYPE_CHECKING:  # torch is imported only by callers that pass tensors (it costs ~0.6 GB)
+    from torch import Tensor
+
+ArrayT = TypeVar("ArrayT", np.ndarray, "Tensor")
 
 
 def linear_map(
-    x: Tensor,
-    low: Tensor,
-    high: Tensor,
-    out_low: Tensor | float = 0.0,
-    out_high: Tensor | float = 1.0,
-) -> Tensor:
+    x: Any,
+    low: Any,
+    high: Any,
+    out_low: Any = 0.0,
+    out_high: Any = 1.0,
+) -> Any:
     """Map ``[low, high]`` linearly onto ``[out_low, out_high]``, values beyond clipped.
 
     ``out_low + (x - low) * (out_high - out_low) / (high - low)``, clipped to the output range; a
@@ -54,9 +56,12 @@ def linear_map(
     ``[C, 1, 1]`` per band or ``[B, C, 1, 1]`` per image); NaN stays NaN.
     """
     span = high - low
-    span = torch.where(span > 0, span, torch.ones_like(span))
+    lib = _array_module(span)
+    span = lib.where(span > 0, span, lib.ones_like(span))
     scaled = out_low + (x - low) * (out_high - out_low) / span
-    return scaled.clamp(out_low, out_high)  # type: ignore[arg-type]  # clamp takes tensor bounds
+    if _is_tensor(scaled):
+        return scaled.clamp(out_low, out_high)
+    return np.clip(scaled, out_low, out_high)
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ class Stretch:
                 "band, the same number of bands"
             )
 
-    def curve(self, u: Tensor) -> Tensor:
+    def curve(self, u: Any) -> Any:
         """Map normalised values ``u`` in [0, 1] to [0, 1]."""
         return u
 
@@ -120,21 +125,24 @@ class Stretch:
         Returns:
             An array or tensor (as the input) of the input's shape.
         """
-        tensor = array if isinstance(array, Tensor) else _float64_tensor(array)
-        if tensor.ndim < 3 or tensor.shape[-3] != len(self.low):
+        if array.ndim < 3 or array.shape[-3] != len(self.low):
             raise ConfigError(
                 f"{self.kind} stretch fitted on {len(self.low)} bands cannot apply to an array of "
-                f"shape {tuple(tensor.shape)}; expected [..., C={len(self.low)}, H, W]"
+                f"shape {tuple(array.shape)}; expected [..., C={len(self.low)}, H, W]"
             )
-        work = torch.float32 if tensor.device.type == "mps" else torch.float64
-        low = torch.tensor(self.low, dtype=work, device=tensor.device)[:, None, None]
-        high = torch.tensor(self.high, dtype=work, device=tensor.device)[:, None, None]
-        out = self.curve(linear_map(tensor.to(work), low, high)).clamp(0.0, 1.0)
-        if fill is not None:
-            out = out.nan_to_num(fill)
-        if isinstance(array, Tensor):
-            return out.to(dtype or torch.float32)
-        return out.numpy().astype(dtype or np.float32)
+        if _is_tensor(array):
+            torch, tensor = sys.modules["torch"], cast(Any, array)
+            work = torch.float32 if tensor.device.type == "mps" else torch.float64
+            low = torch.tensor(self.low, dtype=work, device=tensor.device)[:, None, None]
+            high = torch.tensor(self.high, dtype=work, device=tensor.device)[:, None, None]
+            out = self.curve(linear_map(tensor.to(work), low, high)).clamp(0.0, 1.0)
+            out = out if fill is None else out.nan_to_num(fill)
+            return cast(ArrayT, out.to(dtype or torch.float32))
+        x = np.asarray(array, dtype=np.float64)
+        low_np, high_np = np.asarray(self.low)[:, None, None], np.asarray(self.high)[:, None, None]
+        values = np.clip(self.curve(linear_map(x, low_np, high_np)), 0.0, 1.0)
+        values = values if fill is None else np.nan_to_num(values, nan=fill)
+        return cast(ArrayT, values.astype(dtype or np.float32))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict with ``kind`` and every field (limits as lists)."""
@@ -179,8 +187,8 @@ class AsinhStretch(Stretch):
     kind: ClassVar[str] = "asinh"
     a: float = 0.1
 
-    def curve(self, u: Tensor) -> Tensor:  # noqa: D102 - see class docstring
-        return torch.arcsinh(u / self.a) / math.asinh(1.0 / self.a)
+    def curve(self, u: Any) -> Any:  # noqa: D102 - see class docstring
+        return _array_module(u).arcsinh(u / self.a) / math.asinh(1.0 / self.a)
 
     def inverse_curve(self, y: float) -> float:  # noqa: D102 - see Stretch.inverse_curve
         return self.a * math.sinh(y * math.asinh(1.0 / self.a))
@@ -193,8 +201,8 @@ class LogStretch(Stretch):
     kind: ClassVar[str] = "log"
     a: float = 1000.0
 
-    def curve(self, u: Tensor) -> Tensor:  # noqa: D102 - see class docstring
-        return torch.log1p(self.a * u) / math.log1p(self.a)
+    def curve(self, u: Any) -> Any:  # noqa: D102 - see class docstring
+        return _array_module(u).log1p(self.a * u) / math.log1p(self.a)
 
     def inverse_curve(self, y: float) -> float:  # noqa: D102 - see Stretch.inverse_curve
         return math.expm1(y * math.log1p(self.a)) / self.a
@@ -205,12 +213,15 @@ STRETCHES: dict[str, type[Stretch]] = {
 }
 
 
-def _float64_tensor(array: Any) -> Tensor:
-    """A float64 tensor sharing memory with a native float64 copy of ``array`` (writable)."""
-    values = np.asarray(array, dtype=np.float64)
-    if not values.flags.writeable:  # torch refuses to share read-only memory silently
-        values = values.copy()
-    return torch.from_numpy(values)
+def _is_tensor(value: Any) -> bool:
+    """True for a torch tensor; torch is not imported for numpy input (it costs ~0.6 GB)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _array_module(value: Any) -> Any:
+    """``torch`` for a tensor, else ``numpy``: the functions of one implementation."""
+    return sys.modules["torch"] if _is_tensor(value) else np
 
 
 def make_stretch(
