@@ -159,6 +159,9 @@ def main() -> None:
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--csv", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from tiling.sources import configure_gdal
+
+    configure_gdal()  # GDAL's block cache capped (256 MB), as the notebook and the CLI do
     if args.one:
         one(args.one, args.csv, args.views)
         return
