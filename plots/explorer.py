@@ -22,8 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import pandas as pd
 from bokeh.events import Event, RangesUpdate
@@ -36,6 +35,7 @@ from bokeh.transform import factor_cmap
 from model.evaluate import Evaluation
 from plots.overlay import KIND_COLOURS, describe_objects, overlay_table, select_objects
 from plots.viewport import RasterView
+from tiling.closing import Closing
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ TOOLTIPS = [
 MIN_RADIUS_PX = 3.0
 
 
-class RasterExplorer:
+class RasterExplorer(Closing):
     """An interactive view of one raster with objects drawn on top (see the module doc).
 
     Args:
@@ -236,17 +236,6 @@ class RasterExplorer:
     def close(self) -> None:
         """Close the raster."""
         self.view.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _frame_size(shape: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:

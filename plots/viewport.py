@@ -27,11 +27,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import numpy as np
 
+from tiling.closing import Closing
 from tiling.errors import ConfigError
 from tiling.radiometry.stretch import Stretch, fit_stretch
 from tiling.sources import RasterSource, Window, open_raster
@@ -86,7 +85,7 @@ def decimation(window: Window, screen: tuple[int, int]) -> float:
     return max(window.width / width, window.height / height, 1.0)
 
 
-class RasterView:
+class RasterView(Closing):
     """A raster opened for viewing: a kept overview, a display stretch, decimated window reads.
 
     Args:
@@ -219,14 +218,3 @@ class RasterView:
     def close(self) -> None:
         """Close the raster."""
         self.source.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

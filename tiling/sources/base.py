@@ -18,11 +18,10 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import numpy as np
 
+from tiling.closing import Closing
 from tiling.errors import RasterError
 
 
@@ -47,7 +46,7 @@ class Window:
         return slice(self.row, self.row + self.height), slice(self.col, self.col + self.width)
 
 
-class RasterSource(abc.ABC):
+class RasterSource(Closing, abc.ABC):
     """A raster one can read windows from, without ever loading it whole.
 
     Attributes:
@@ -151,19 +150,8 @@ class RasterSource(abc.ABC):
                 f"({self.height} x {self.width} pixels)"
             )
 
-    def close(self) -> None:  # noqa: B027 - optional hook, most sources hold one handle
+    def close(self) -> None:
         """Release the file handle."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (
