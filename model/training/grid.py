@@ -7,7 +7,8 @@ Layout under ``output_dir``::
     trials/<id>/config.yaml           the trial's concrete config (anchors, mean/std resolved)
     trials/<id>/metrics.csv           every logged value (merged over restarts)
     trials/<id>/summary.json          the trial's row of grid_results.csv (written last)
-    trials/<id>/checkpoints/          best.ckpt (by val/map_50) and last.ckpt
+    trials/<id>/checkpoints/          best.ckpt (by val/map_50, weights) and, while the trial is
+                                      unfinished or truncated, last.ckpt (to resume from)
     trials/<id>/logs/run<k>/          CSV log of the k-th (re)start; tensorboard/ beside it
     trials/<id>/error.txt             the traceback of a failed trial
 
@@ -188,6 +189,8 @@ def _fit_and_test(
     best = best or (str(last) if last.is_file() else "")
     values: dict[str, Any] = {"epochs": trainer.current_epoch, "train_time_s": timer.total()}
     values.update(completion(trainer, timer))
+    if values.get("status") != "truncated" and best != str(last) and _is_rank_zero():
+        last.unlink(missing_ok=True)  # a complete trial is never resumed: 3x its weights on disk
     if data.has_split("test") and best:
         tester = build_trainer(config, trial_dir, version=f"{version}_test", **options)
         with sigint_restored(), hook_warning_silenced():

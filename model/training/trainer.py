@@ -6,8 +6,8 @@ Hardware comes from a :class:`~model.run_config.RunConfig` (``accelerator``, ``d
 
     <run_dir>/logs/<version>/metrics.csv       CSV log (always), one version per (re)start
     <run_dir>/tensorboard/<version>/           TensorBoard events (when tensorboard imports)
-    <run_dir>/checkpoints/best.ckpt            best validation mAP@50 (``val/map_50``, max)
-    <run_dir>/checkpoints/last.ckpt            the latest validation (to resume from)
+    <run_dir>/checkpoints/best.ckpt            best validation mAP@50 (``val/map_50``, max); weights
+    <run_dir>/checkpoints/last.ckpt            the latest validation with the optimiser (to resume)
 """
 
 from __future__ import annotations
@@ -121,6 +121,21 @@ class ValidateAtLastStep(Callback):
             trainer.should_stop = True
 
 
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint writing ``best.ckpt`` without the optimiser and ``last.ckpt`` with it.
+
+    Only ``last.ckpt`` is ever resumed from; the best checkpoint is read for testing and
+    prediction, which need the weights, hyperparameters and stored thresholds. Without Adam's
+    two moments and the scheduler a ResNet-18 checkpoint is about a third of the size (53 MB
+    instead of 159 MB with ``fpn_channels=128``).
+    """
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        """Save ``filepath``: weights only unless it is the last checkpoint."""
+        self.save_weights_only = Path(filepath).stem != self.CHECKPOINT_NAME_LAST
+        super()._save_checkpoint(trainer, filepath)
+
+
 MONITOR = "val/map_50"  # the metric that picks the best checkpoint
 MONITOR_MODE = "max"
 
@@ -132,7 +147,7 @@ def build_callbacks(config: ModelConfig, checkpoint_dir: str | Path) -> list[Cal
     improvement of ``val/map_50``).
     """
     callbacks: list[Callback] = [
-        ModelCheckpoint(
+        BestAndLastCheckpoint(
             dirpath=str(checkpoint_dir),
             filename="best",
             monitor=MONITOR,

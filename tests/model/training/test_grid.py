@@ -109,7 +109,10 @@ def test_grid_writes_trials_results_and_best(store, base, tmp_path):
     for row in results.itertuples():
         folder = out / "trials" / row.trial
         assert (folder / "config.yaml").is_file() and (folder / "metrics.csv").is_file()
-        assert (folder / "checkpoints" / "last.ckpt").is_file()
+        # a complete trial keeps its best weights only: no optimiser state, no last.ckpt
+        assert not (folder / "checkpoints" / "last.ckpt").exists()
+        best = torch.load(folder / "checkpoints" / "best.ckpt", weights_only=True)
+        assert "state_dict" in best and "optimizer_states" not in best
         assert json.loads((folder / "summary.json").read_text())["status"] == "done"
         assert ModelConfig.from_yaml(folder / "config.yaml").lr == row.lr
         metrics = read_trial_metrics(folder)
@@ -142,6 +145,7 @@ def test_interrupted_trial_resumes_from_its_last_checkpoint(store, base, tmp_pat
     assert (folder / "checkpoints" / "last.ckpt").is_file() and not (
         folder / "summary.json"
     ).exists()
+    assert "optimizer_states" in torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)
     results = run_grid(base, {}, store, out, **two)
     assert results.loc[0, "status"] == "done" and results.loc[0, "epochs"] == 2
     metrics = read_trial_metrics(folder)
@@ -194,14 +198,15 @@ def test_trainer_has_checkpoints_lr_monitor_loggers_and_optional_early_stopping(
     from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
-    from model.training.trainer import build_trainer
+    from model.training.trainer import BestAndLastCheckpoint, build_trainer
 
     config = ModelConfig(early_stopping_patience=3, max_epochs=7)
     run = RunConfig(accelerator="cpu")
     trainer = build_trainer(config, tmp_path, run=run, limit_batches=3, enable_progress_bar=False)
     kinds = {type(c) for c in trainer.callbacks}
-    assert {ModelCheckpoint, LearningRateMonitor, EarlyStopping} <= kinds
+    assert {BestAndLastCheckpoint, LearningRateMonitor, EarlyStopping} <= kinds
     ckpt = trainer.checkpoint_callback
+    assert isinstance(ckpt, ModelCheckpoint)
     assert ckpt.monitor == "val/map_50" and ckpt.mode == "max" and ckpt.save_last
     assert (
         trainer.max_epochs == 7
@@ -238,6 +243,7 @@ def test_time_guard_marks_the_trial_truncated(store, base, tmp_path):
     saved = pd.read_csv(out / "grid_results.csv")
     assert saved.loc[0, "status"] == "truncated" and saved.loc[0, "steps"] == 1
     assert (out / "best.ckpt").is_file()  # the best truncated trial, for want of a complete one
+    assert (out / "trials" / row["trial"] / "checkpoints" / "last.ckpt").is_file()  # to resume
     with pytest.warns(UserWarning, match=r"No trial completed.*time guard"):
         assert best_trial(results)["trial"] == row["trial"]
     with pytest.raises(ConfigError, match="max_minutes_per_trial=0 must be a positive number"):
