@@ -54,6 +54,12 @@ def crop(raster: Path, catalog: Path, size: int) -> tuple[Path, pd.DataFrame]:
     return path, truth[inside].reset_index(drop=True)
 
 
+def in_range(catalog: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    """The objects of ``catalog`` with a diameter in [--min-diameter, --max-diameter] px."""
+    keep = catalog["diameter"].between(args.min_diameter, args.max_diameter)
+    return catalog[keep].reset_index(drop=True)
+
+
 def best_f1(curve: pd.DataFrame) -> float:
     """Highest F1 along a precision-recall curve (one row per prediction)."""
     if curve.empty:
@@ -79,7 +85,7 @@ def measure(args: argparse.Namespace, raster: Path, truth: pd.DataFrame) -> list
             tta=mode,  # type: ignore[arg-type]
         )
         seconds = time.perf_counter() - start
-        result = evaluate_catalog(pred, truth, iou=0.5)
+        result = evaluate_catalog(in_range(pred, args), truth, iou=0.5)
         summary = result.summary
         rows.append(
             {
@@ -108,9 +114,14 @@ def main() -> None:
     parser.add_argument("--score-thresh", type=float, default=0.05)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--min-diameter", type=float, default=8.0, help="px; truth and detections (the notebook's)"
+    )
+    parser.add_argument("--max-diameter", type=float, default=120.0, help="px; the same")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     raster, truth = crop(args.raster, args.catalog, args.crop)
+    truth = in_range(truth, args)
     table = pd.DataFrame(measure(args, raster, truth))
     table["time_ratio"] = table["seconds"] / float(table["seconds"].iloc[0])
     print(f"{args.crop} x {args.crop} px of {args.raster.name}, {len(truth)} true objects")

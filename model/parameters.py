@@ -64,8 +64,8 @@ class RunParameters(StoreParameters):
     fpn_channels: int = param(128, "channels of the FPN and heads (torchvision uses 256)", o.positive_int)
     weights: str | None = param(None, "local weights file (state dict or checkpoint); null trains from scratch", o.optional(o.text))
     batch_size: int = param(8, "tiles per batch", o.positive_int)
-    steps_per_trial: int = param(720, "optimiser steps of every trial (its budget of work; batch_size tiles each)", o.positive_int)
-    samples_per_epoch: int = param(720, "training tiles drawn between two validations (content-weighted, with replacement)", o.positive_int)
+    steps_per_trial: int = param(400, "optimiser steps of every trial (its budget of work; batch_size tiles each)", o.positive_int)
+    samples_per_epoch: int = param(800, "training tiles drawn between two validations (content-weighted, with replacement)", o.positive_int)
     lr: float = param(1e-3, "learning rate (a grid over lr replaces it)", o.positive_float)
     scheduler: Scheduler = param("onecycle", "learning-rate schedule: none | cosine | onecycle", o.choice(*get_args(Scheduler)))
     grid: dict[str, list[Any]] = param({"lr": [1e-3]}, "hyperparameter grid: ModelConfig field -> values (each trial: steps_per_trial)", o.mapping(o.text, grid_values))
@@ -76,7 +76,7 @@ class RunParameters(StoreParameters):
     # --- prediction (the notebook's section 6; raster-detect predict takes them as options)
     predict_name: str = param("", "raster (file stem) to run the best model over; '' takes the first test raster", o.text)
     score_thresh: float | str = param("auto", "detections scoring below this are left out of the catalogue; auto: the F1-best on validation, stored in the checkpoint", o.or_auto(o.probability))
-    tta: str = param("none", "test-time augmentation of whole-raster prediction: none | flips (4 views) | d4 (8 views)", o.choice("none", "flips", "d4"))
+    tta: str = param("flips", "test-time augmentation of whole-raster prediction: none | flips (4 views) | d4 (8 views)", o.choice("none", "flips", "d4"))
     # fmt: on
 
     @classmethod

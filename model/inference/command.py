@@ -62,9 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tta",
         type=o.choice("none", "flips", "d4"),
-        default="none",
+        default="flips",
         help="test-time augmentation: none, flips (4 views) or d4 (8 views), fused per window; "
-        "4 or 8 times the compute (default: none)",
+        "4 or 8 times the compute (default: flips, the notebook's)",
     )
     p.add_argument(
         "--batch-size", type=o.positive_int, default=8, help="windows per forward pass (default: 8)"
