@@ -11,6 +11,9 @@ with fixed hit flags, and every threshold's precision and recall come from one c
   there (not at the config's low ``score_thresh``, where the precision is poor);
 - ``score_thresh_p70``: the lowest threshold whose precision is >= :data:`TARGET_PRECISION`
   (None when no threshold reaches it);
+- ``test/f1``, ``test/precision``, ``test/recall`` (when the store has test tiles): the same
+  checkpoint over the test tiles at ``score_thresh_f1``, the threshold that prediction uses, in
+  place of Lightning's test-loop figures at the config's ``score_thresh``;
 - ``val/map_50_lo``, ``val/map_50_hi``: a 95 % percentile bootstrap interval of the mAP@50
   (COCO's 101-point interpolated AP per label, mean over labels), over :data:`RESAMPLES`
   resamples of the validation *tiles* with replacement (seeded). Tiles, not objects, are the
@@ -202,13 +205,29 @@ def bootstrap_map_50(
     return value, min(float(low), value), max(float(high), value)
 
 
+def scores_at(ranked: RankedDetections, thresh: float) -> dict[str, float]:
+    """Precision, recall and F1 of the detections scoring >= ``thresh`` (0 without any)."""
+    n_truth = len(ranked.truth_labels)
+    kept = ranked.scores >= thresh
+    tp, n_kept = int(ranked.hits[kept].sum()), int(kept.sum())
+    return {
+        "precision": tp / n_kept if n_kept else 0.0,
+        "recall": tp / n_truth if n_truth else 0.0,
+        "f1": 2 * tp / (n_kept + n_truth) if n_kept + n_truth else 0.0,
+    }
+
+
 @torch.inference_mode()
 def validation_detections(
-    checkpoint: str | Path, store: TileStoreLike, config: ModelConfig, device: str = "cpu"
+    checkpoint: str | Path,
+    store: TileStoreLike,
+    config: ModelConfig,
+    device: str = "cpu",
+    split: str = "val",
 ) -> RankedDetections:
-    """Run ``checkpoint``'s model over the store's validation tiles; the ranked detections."""
+    """Run ``checkpoint``'s model over the store's ``split`` tiles; the ranked detections."""
     model, _ = load_model(checkpoint, map_location=device)
-    ids = store.tiles.loc[store.tiles["split"] == "val", "tile_id"].to_numpy(np.int64)
+    ids = store.tiles.loc[store.tiles["split"] == split, "tile_id"].to_numpy(np.int64)
     dataset = TileDataset(store, ids, fill_values(config, store))
     preds, targets = [], []
     for start in range(0, len(dataset), config.batch_size):
@@ -226,8 +245,10 @@ def validation_report(
 
     Returns:
         The trial's columns ``score_thresh_f1``, ``score_thresh_p70``, ``val/f1``,
-        ``val/precision``, ``val/recall``, ``val/map_50_lo``, ``val/map_50_hi`` (see the
-        module docstring). ``checkpoint`` gains the two thresholds.
+        ``val/precision``, ``val/recall``, ``val/map_50_lo``, ``val/map_50_hi`` and, when the
+        store has test tiles and a threshold was found, ``test/f1``, ``test/precision``,
+        ``test/recall`` at ``score_thresh_f1`` (see the module docstring). ``checkpoint`` gains
+        the two thresholds.
     """
     ranked = validation_detections(checkpoint, store, config, device)
     chosen = choose_thresholds(ranked)
@@ -236,6 +257,10 @@ def validation_report(
     write_score_thresholds(checkpoint, thresholds)
     log.info("validation: %s, mAP@50 interval [%.3f, %.3f]", chosen, low, high)
     metrics = {f"val/{k}": chosen[k] for k in ("f1", "precision", "recall")}
+    thresh = chosen["score_thresh_f1"]
+    if thresh is not None and (store.tiles["split"] == "test").any():
+        tested = scores_at(validation_detections(checkpoint, store, config, device, "test"), thresh)
+        metrics.update({f"test/{k}": v for k, v in tested.items()})
     return {**thresholds, **metrics, "val/map_50_lo": low, "val/map_50_hi": high}
 
 

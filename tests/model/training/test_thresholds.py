@@ -8,6 +8,7 @@ from torchmetrics.detection import MeanAveragePrecision
 
 from model.config import ModelConfig
 from model.network.checkpoint import read_score_thresholds, write_score_thresholds
+from model.training import thresholds as thresholds_mod
 from model.training.grid import run_grid
 from model.training.thresholds import (
     RankedDetections,
@@ -16,6 +17,8 @@ from model.training.thresholds import (
     greedy_hits,
     map_50,
     rank_detections,
+    scores_at,
+    validation_report,
 )
 from tests.model.store_factory import open_store, write_disc_store
 
@@ -63,6 +66,14 @@ def test_tied_scores_are_kept_or_dropped_together():
 def test_nothing_to_choose_from():
     assert choose_thresholds(ranked([], [], n_truth=3))["score_thresh_f1"] is None
     assert choose_thresholds(ranked([0.5], [0], n_truth=0))["f1"] == 0.0
+
+
+def test_scores_at_a_threshold_count_the_kept_prefix():
+    detections = ranked([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 0, 1, 0], n_truth=4)
+    at = scores_at(detections, 0.7)  # kept 0.9, 0.8, 0.7: 2 hits of 3, 2 of 4 truths
+    assert (at["precision"], at["recall"], at["f1"]) == pytest.approx((2 / 3, 0.5, 4 / 7))
+    assert scores_at(detections, 0.95) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    assert scores_at(ranked([], [], n_truth=0), 0.5)["f1"] == 0.0
 
 
 def test_greedy_hits_follow_score_and_labels():
@@ -148,3 +159,25 @@ def test_a_trial_stores_its_thresholds_and_reports_them(tmp_path):
         stored["score_thresh_f1"] is None and pd.isna(row["score_thresh_f1"])
     )
     assert row["val/map_50_lo"] <= row["val/map_50_hi"] or pd.isna(row["val/map_50_lo"])
+
+
+def test_report_scores_test_tiles_at_the_validation_threshold(tmp_path, monkeypatch):
+    store = open_store(write_disc_store(tmp_path / "s", n_tiles=12, tile_size=64))
+    assert (store.tiles["split"] == "test").any()
+    checkpoint = tmp_path / "m.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"config": {}}}, checkpoint)
+    by_split = {
+        "val": ranked([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 1, 0, 0], n_truth=4),  # F1-best at 0.7
+        "test": ranked([0.95, 0.75, 0.65, 0.4], [1, 0, 1, 1], n_truth=5),
+    }
+    monkeypatch.setattr(
+        thresholds_mod,
+        "validation_detections",
+        lambda checkpoint, store, config, device="cpu", split="val": by_split[split],
+    )
+    report = validation_report(checkpoint, store, ModelConfig())
+    assert report["score_thresh_f1"] == 0.7
+    # at 0.7 the test keeps 0.95 and 0.75: 1 hit of 2 kept, 1 of 5 truths
+    assert (report["test/precision"], report["test/recall"]) == pytest.approx((0.5, 0.2))
+    assert report["test/f1"] == pytest.approx(2 / 7)
+    assert read_score_thresholds(checkpoint)["score_thresh_f1"] == 0.7
