@@ -19,6 +19,7 @@ from typing import Any, get_args
 import yaml
 
 from model.config import Backbone, InputStretch, ModelConfig, Norm, Scheduler
+from model.ray_options import RayOptions
 from model.run_config import Accelerator, Precision, RunConfig
 from tiling import options as o
 from tiling.errors import ConfigError
@@ -73,6 +74,12 @@ class RunParameters(StoreParameters):
     accelerator: Accelerator = param("auto", "auto | cpu | gpu | cuda | mps", o.choice(*get_args(Accelerator)))
     precision: Precision = param("auto", "auto (bf16 on CPUs with AMX/AVX-512 BF16 and on bf16 GPUs, else 32) | 32 | 16-mixed | bf16-mixed", o.choice(*get_args(Precision)))
     pretrain_steps: int = param(0, "self-supervised pretraining steps of the backbone on the train and val tiles before the grid (0: off; off in smoke runs)", o.non_negative_int)
+    engine: str = param("local", "where the trials run: local (one after another in this process) | ray (Ray Tune: the five below)", o.choice("local", "ray"))
+    ray_address: str | None = param(None, "null: an embedded Ray on this machine; auto or host:6379: a running Ray cluster", o.optional(o.text))
+    trial_cpus: float = param(2.0, "CPUs per trial on Ray (its torch threads)", o.positive_float)
+    trial_gpus: float = param(0.0, "GPUs per trial on Ray (0.25: four trials share a GPU)", o.non_negative_float)
+    max_concurrent_trials: int = param(1, "trials running at once on Ray", o.positive_int)
+    tune_scheduler: str = param("fifo", "fifo (every trial to its budget) | asha (stop trials trailing at a validation)", o.choice("fifo", "asha"))
     # --- prediction (the notebook's section 6; raster-detect predict takes them as options)
     predict_name: str = param("", "raster (file stem) to run the best model over; '' takes the first test raster", o.text)
     score_thresh: float | str = param("auto", "detections scoring below this are left out of the catalogue; auto: the F1-best on validation, stored in the checkpoint", o.or_auto(o.probability))
@@ -151,4 +158,17 @@ class RunParameters(StoreParameters):
                 "empty_weight": self.empty_weight,
             },
             "max_minutes_per_trial": minutes,
+            "ray": self.ray_options(),
         }
+
+    def ray_options(self) -> RayOptions | None:
+        """Where the trials run: None here (``engine="local"``), else the Ray settings."""
+        if self.engine != "ray":
+            return None
+        return RayOptions(
+            address=self.ray_address,
+            trial_cpus=self.trial_cpus,
+            trial_gpus=self.trial_gpus,
+            max_concurrent_trials=self.max_concurrent_trials,
+            scheduler=self.tune_scheduler,  # type: ignore[arg-type]
+        )

@@ -106,6 +106,8 @@ def test_smoke_run(tmp_path):
 
 @pytest.mark.slow
 def test_smoke_run_on_the_star_field(tmp_path):
+    """The star field, its two trials on an embedded Ray, both at once (1 CPU each)."""
+    pytest.importorskip("ray")
     from tiling.synthetic.starfield import generate_star_field
 
     generate_star_field(tmp_path / "sky", small=True, seed=0)
@@ -118,9 +120,13 @@ def test_smoke_run_on_the_star_field(tmp_path):
         min_diameter=4.0,
         input_stretch="zscale",
         test_rasters=[],
+        engine="ray",
+        trial_cpus=1.0,
+        max_concurrent_trials=2,
     )
+    assert (out_dir / "ray" / "tune").is_dir()  # Tune's own records of the two trials
     pred = pd.read_csv(out_dir / "predictions.csv")
     assert {"x", "y", "diameter", "score", "label", "ra", "dec"} <= set(pred.columns)
     assert not (out_dir / "predictions.gpkg").exists()  # no map CRS on the sky
     results = pd.read_csv(out_dir / "grid_results.csv")
-    assert (results["status"] == "done").all()
+    assert len(results) == 2 and (results["status"] == "done").all()

@@ -7,6 +7,12 @@ never the checkpoint or the raster, a folder, a device or a link; an existing fi
 
     raster-detect predict --checkpoint runs/latest/best.ckpt --raster big.tif \
         --out big.csv --gis big.gpkg
+
+Several rasters (files, folders, globs) write one catalogue per raster and ``all.csv`` into the
+``--out`` folder (:mod:`model.inference.many`), here one after another or as Ray tasks::
+
+    raster-detect predict --checkpoint best.ckpt --raster mosaics/ 'more/*.tif' \
+        --out catalogues/ --gis .gpkg --engine ray --task-cpus 2
 """
 
 from __future__ import annotations
@@ -27,14 +33,24 @@ SUMMARY = "run a checkpoint over a whole raster, write a catalogue (CSV, and a G
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``raster-detect predict`` (see ``raster-detect predict --help``)."""
     p.add_argument("--checkpoint", required=True, type=Path, help="model checkpoint (.ckpt)")
-    p.add_argument("--raster", required=True, type=Path, help="raster to run over")
-    p.add_argument("--out", required=True, type=Path, help="output catalogue CSV")
+    p.add_argument(
+        "--raster",
+        required=True,
+        nargs="+",
+        help="raster to run over; several, a folder or a glob: one catalogue each in --out",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="output catalogue CSV; with several rasters a folder (<stem>.csv each, all.csv)",
+    )
     p.add_argument(
         "--gis",
         "--gpkg",
         type=Path,
         help="also write a GIS file in the raster's CRS; the suffix chooses the format: .gpkg, "
-        ".geojson/.json, .fgb, .parquet (default: none)",
+        ".geojson/.json, .fgb, .parquet; with several rasters the suffix alone (default: none)",
     )
     p.add_argument(
         "--overwrite", action="store_true", help="replace existing outputs (default: refuse)"
@@ -78,13 +94,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--device", type=o.device, default="cpu", help="cpu, cuda, cuda:<index>, mps (default: cpu)"
     )
+    p.add_argument(
+        "--engine",
+        type=o.choice("local", "ray"),
+        default="local",
+        help="several rasters: local (one after another) or ray (one Ray task each) "
+        "(default: local)",
+    )
+    p.add_argument(
+        "--ray-address",
+        help="a running Ray cluster (auto, host:6379) (default: an embedded Ray on this machine)",
+    )
+    p.add_argument(
+        "--task-cpus", type=o.positive_float, default=2.0, help="CPUs per raster task (default: 2)"
+    )
+    p.add_argument(
+        "--task-gpus",
+        type=o.non_negative_float,
+        default=0.0,
+        help="GPUs per raster task, 1 with --device cuda on a GPU cluster (default: 0)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Check the options and outputs, predict, write the catalogue(s); exit code 0."""
+    from model.inference.many import expand_rasters
     from model.inference.predict import predict_raster
     from model.inference.writers import write_csv, write_gis
 
+    rasters = expand_rasters(args.raster)
+    if len(rasters) > 1 or args.engine == "ray" or not Path(args.raster[0]).is_file():
+        return run_many(args, rasters)
+    args.raster = rasters[0]
     crs_wkt = check_arguments(args)
     frame = predict_raster(
         args.checkpoint,
@@ -102,6 +143,41 @@ def run(args: argparse.Namespace) -> int:
     if args.gis:
         write_gis(frame, args.gis, crs_wkt=crs_wkt, overwrite=args.overwrite)
     log.info("%d objects -> %s", len(frame), ", ".join(str(p) for p in (args.out, args.gis) if p))
+    return 0
+
+
+def run_many(args: argparse.Namespace, rasters: list[Path]) -> int:
+    """Several rasters (or one on Ray): one catalogue each and ``all.csv`` in the ``--out`` folder."""
+    from model.inference.many import predict_rasters
+    from model.ray_options import RayOptions
+
+    if args.out.suffix.lower() == ".csv":
+        raise ConfigError(
+            f"--out {args.out}: with several rasters (or --engine ray) --out is a folder that "
+            "receives <stem>.csv for each raster and all.csv; give a folder name"
+        )
+    ray = (
+        RayOptions(address=args.ray_address, trial_cpus=args.task_cpus, trial_gpus=args.task_gpus)
+        if args.engine == "ray"
+        else None
+    )
+    combined = predict_rasters(
+        args.checkpoint,
+        rasters,
+        args.out,
+        gis=args.gis.suffix or args.gis.name if args.gis else None,
+        overwrite=args.overwrite,
+        ray=ray,
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        score_thresh=args.score_thresh,
+        nms_thresh=args.nms_thresh,
+        workers=args.workers,
+        device=args.device,
+        tta=None if args.tta == "none" else args.tta,
+    )
+    log.info("%d objects in %d rasters -> %s", len(combined), len(rasters), args.out)
     return 0
 
 

@@ -50,6 +50,7 @@ from torch.multiprocessing.spawn import ProcessException
 
 from model.config import ModelConfig
 from model.network.data_settings import resolve_config
+from model.ray_options import RayOptions
 from model.run_config import RUN_FIELDS, RunConfig
 from model.training.datamodule import TileDataModule
 from model.training.module import RetinaNetModule, hook_warning_silenced
@@ -252,6 +253,7 @@ def run_grid(
     max_minutes_per_trial: float | None = None,
     enable_progress_bar: bool = True,
     data_options: Mapping[str, Any] | None = None,
+    ray: RayOptions | None = None,
     **trainer_kwargs: Any,
 ) -> pd.DataFrame:
     """Train one trial per combination of the grid's values; return the results table.
@@ -273,6 +275,8 @@ def run_grid(
             ``max_steps`` so that the guard never fires.
         enable_progress_bar: Lightning's progress bar during training.
         data_options: keywords for TileDataModule (``samples_per_epoch``, ``empty_weight``...).
+        ray: run the unfinished trials on Ray Tune (several at once, ASHA, a cluster:
+            :mod:`model.training.ray_trials`); None runs them here, one after another.
         **trainer_kwargs: extra ``pl.Trainer`` keywords.
 
     Returns:
@@ -305,9 +309,12 @@ def run_grid(
         "guard_s": None if max_minutes_per_trial is None else 60.0 * max_minutes_per_trial,
         **trainer_kwargs,
     }
+    dirs = [output_dir / "trials" / trial_id(config, **extra) for config in configs]
+    if ray is not None:
+        _run_on_ray(dirs, configs, store, options, ray, retry_failed)
+        retry_failed = False  # every trial has its summary now
     rows = []
-    for k, (params, config) in enumerate(zip(combos, configs, strict=True), start=1):
-        trial_dir = output_dir / "trials" / trial_id(config, **extra)
+    for k, (params, config, trial_dir) in enumerate(zip(combos, configs, dirs, strict=True), 1):
         row = _finished(trial_dir, retry_failed)
         if row is None:
             log.info("trial %d/%d %s: %s", k, len(combos), trial_dir.name, params)
@@ -321,6 +328,26 @@ def run_grid(
     if _is_rank_zero():
         _copy_best(results, output_dir)
     return results
+
+
+def _run_on_ray(
+    dirs: Sequence[Path],
+    configs: Sequence[ModelConfig],
+    store: TileStoreLike,
+    options: dict[str, Any],
+    ray: RayOptions,
+    retry_failed: bool,
+) -> None:
+    """The trials without a summary (or to retry), as Tune trials (they write their summaries)."""
+    from model.ray_options import ray_session
+    from model.training.ray_trials import run_on_ray
+
+    jobs = [
+        (d, c) for d, c in zip(dirs, configs, strict=True) if _finished(d, retry_failed) is None
+    ]
+    if jobs:
+        with ray_session(ray.address, ray.num_cpus):
+            run_on_ray(jobs, store, options, ray)
 
 
 def _plain(params: Mapping[str, Any]) -> dict[str, Any]:

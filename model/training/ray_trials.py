@@ -1,0 +1,202 @@
+"""A grid's trials on Ray Tune: several at once, on this machine or on a Ray cluster.
+
+``run_grid(..., ray=RayOptions(...))`` hands its unfinished trials to :func:`run_on_ray`. Each
+becomes one Tune trial of a function trainable that calls the sequential loop's own
+:func:`model.training.grid.run_trial` into the same ``trials/<id>/`` folder, so everything the
+loop guarantees holds here too: the folder layout, a failing trial recorded while the others go
+on, resume (a re-run skips trials whose ``summary.json`` exists and resumes the others from
+``last.ckpt``), the thresholds and the results table. Tune adds the scheduling:
+
+- resources per trial (``trial_cpus``, ``trial_gpus``; fractional GPUs let small models share
+  one) and a limit on concurrent trials (``max_concurrent_trials``);
+- ``scheduler="asha"``: asynchronous successive halving. Every validation reports
+  ``val/map_50`` to Tune (:class:`ReportValidation`); a trial whose metric falls in the lower
+  part of its rung is stopped. Such a trial gets ``status="stopped"`` and a ``summary.json``
+  (its best validation values so far), and is never chosen over a complete trial.
+
+Ray runs embedded (``address=None``: ``ray.init`` on this machine, shut down afterwards) or joins
+a running cluster (``address="auto"``, ``"host:6379"``, ``"ray://host:10001"``). On a cluster the
+tile store and ``output_dir`` must be on a filesystem that every node mounts at the same path: a
+worker that cannot read the store fails its trial with the path and the node's address.
+
+Ray is an optional dependency (``requirements-ray.txt``); this module imports it only when used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback
+
+from model.config import ModelConfig
+from model.ray_options import RayOptions
+from tiling.atomic import write_text_atomic
+from tiling.errors import ConfigError
+from tiling.store.interface import TileStoreLike
+
+log = logging.getLogger(__name__)
+
+METRIC = "val/map_50"
+
+
+class ReportValidation(Callback):
+    """Report every validation's ``val/map_50`` (and the step) to Tune, for ASHA.
+
+    A trial's own callbacks may include an instance (of a subclass): it then replaces this one.
+    """
+
+    def value(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float | None:
+        """The metric to report: the validation's ``val/map_50`` (None when not logged)."""
+        value = trainer.callback_metrics.get(METRIC)
+        return None if value is None else float(value)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Report after each validation of the fit (not the sanity check)."""
+        value = self.value(trainer, pl_module)
+        if trainer.sanity_checking or value is None:
+            return
+        from ray import tune
+
+        tune.report({METRIC: value, "step": int(trainer.global_step)})
+
+
+def open_store_here(kind: type[TileStoreLike], path: str) -> TileStoreLike:
+    """Open the tile store at ``path`` on this node, or say which node cannot read it.
+
+    Raises:
+        ConfigError: the store's folder is not there (a cluster without a shared filesystem at
+            that path).
+    """
+    if not Path(path).is_dir():
+        raise ConfigError(
+            f"The tile store {path} is not readable on node {socket.gethostname()}: every Ray "
+            "node must mount the store and output_dir at the same path (a shared filesystem)."
+        )
+    return kind(path)
+
+
+def _trainable(
+    spec: dict[str, Any],
+    jobs: dict[str, Any],
+    store: tuple[type[TileStoreLike], str],
+    options: dict[str, Any],
+) -> None:
+    """One Tune trial: :func:`~model.training.grid.run_trial` of job ``spec["trial"]``."""
+    import torch
+
+    from model.training.grid import run_trial
+
+    job, options = jobs[spec["trial"]], dict(options)
+    torch.set_num_threads(max(1, int(job["threads"])))
+    callbacks = list(options.pop("callbacks", ()))
+    if job["asha"] and not any(isinstance(c, ReportValidation) for c in callbacks):
+        callbacks.append(ReportValidation())
+    config = ModelConfig.from_dict(job["config"])
+    opened = open_store_here(*store)
+    row = run_trial(config, opened, job["trial_dir"], callbacks=callbacks, **options)
+    final = {k: v for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    from ray import tune
+
+    # Tune wants its metric in every report; a failed trial has none (-1 ranks it last)
+    tune.report({**final, METRIC: final.get(METRIC, -1.0), "trial_complete": 1})
+
+
+def run_on_ray(
+    jobs: Sequence[tuple[Path, ModelConfig]],
+    store: TileStoreLike,
+    options: dict[str, Any],
+    ray: RayOptions,
+) -> dict[str, str]:
+    """Run ``jobs`` (trial folder, concrete config) as Tune trials; what Tune said of each.
+
+    Every trial writes its own ``summary.json`` (as in the sequential loop). A trial that Tune
+    stopped (ASHA) or that died without one (its worker killed) gets one here: ``stopped`` with
+    its best validation values, or ``failed`` with Tune's error.
+
+    Returns:
+        trial id -> ``""`` (finished), ``"stopped"`` or Tune's error text.
+    """
+    if not jobs:
+        return {}
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    asha = ray.scheduler == "asha"
+    table = {
+        d.name: {
+            "trial_dir": str(d),
+            "config": c.to_dict(),
+            "threads": ray.trial_cpus,
+            "asha": asha,
+        }
+        for d, c in jobs
+    }
+    scheduler = (
+        ASHAScheduler(
+            time_attr="training_iteration",
+            grace_period=ray.grace_validations,
+            max_t=10_000,
+            reduction_factor=2,
+        )
+        if asha
+        else FIFOScheduler()
+    )
+    where = (type(store), str(store.path))  # each worker reopens it: type(store)(store.path)
+    trainable = tune.with_parameters(_trainable, jobs=table, store=where, options=options)
+    resources = {"cpu": ray.trial_cpus, "gpu": ray.trial_gpus}
+    output_dir = Path(jobs[0][0]).parent.parent
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, resources),
+        param_space={"trial": tune.grid_search(list(table))},
+        tune_config=tune.TuneConfig(
+            metric=METRIC,
+            mode="max",
+            scheduler=scheduler,
+            max_concurrent_trials=ray.max_concurrent_trials,
+            trial_name_creator=lambda t: str(t.config["trial"]),
+            trial_dirname_creator=lambda t: str(t.config["trial"]),
+        ),
+        run_config=tune.RunConfig(
+            name="tune",
+            storage_path=str((output_dir / "ray").resolve()),
+            verbose=0,
+        ),
+    )
+    outcome: dict[str, str] = {}
+    grid = tuner.fit()
+    for result in (grid[i] for i in range(len(grid))):
+        trial = str(result.config["trial"]) if result.config else ""
+        finished = bool(result.metrics and result.metrics.get("trial_complete"))
+        if result.error is not None:
+            outcome[trial] = f"{type(result.error).__name__}: {result.error}"
+        elif finished:
+            outcome[trial] = ""
+        else:
+            outcome[trial] = "stopped"
+    for trial_dir, _ in jobs:
+        _summarise_unfinished(trial_dir, outcome.get(trial_dir.name, "no result from Tune"))
+    return outcome
+
+
+def _summarise_unfinished(trial_dir: Path, outcome: str) -> None:
+    """Write ``summary.json`` for a trial that ended without one (stopped or died)."""
+    from model.training.grid import best_row, read_trial_metrics
+
+    if (trial_dir / "summary.json").is_file() or outcome == "":
+        return
+    metrics = read_trial_metrics(trial_dir)
+    best = trial_dir / "checkpoints" / "best.ckpt"
+    row: dict[str, Any] = {"trial": trial_dir.name, **best_row(metrics)}
+    if outcome == "stopped":
+        steps = int(metrics["step"].max()) if "step" in metrics and len(metrics) else 0
+        row.update(status="stopped", error=f"stopped by ASHA after step {steps}", steps=steps)
+    else:
+        row.update(status="failed", error=outcome)
+    row.update(checkpoint=str(best) if best.is_file() else "", trial_dir=str(trial_dir))
+    write_text_atomic(trial_dir / "summary.json", json.dumps(row, indent=2, default=str))
