@@ -22,15 +22,19 @@ TRUTH_COLOUR = "#1b9e77"
 PRED_COLOUR = "#d95f02"
 
 
+CUT_SHORT = {"truncated": "time guard", "stopped": "ASHA"}  # statuses of trials short of budget
+
+
 def plot_grid_heatmap(
     results: pd.DataFrame, x: str, y: str, metric: str = "val/map_50", *, ax: plt.Axes | None = None
 ) -> Figure:
     """Heatmap of ``metric`` over two grid parameters, the best value over all other parameters.
 
     Complete trials are preferred, as :func:`model.training.grid.best_trial` does: a cell shows a
-    trial cut short by the time guard (``status="truncated"``) only when it holds no complete
-    one, annotated with ``*`` and counted in the title (it trained fewer steps than its budget,
-    so its value is not comparable with the other cells').
+    trial cut short by the time guard (``status="truncated"``) or stopped by ASHA on Ray
+    (``"stopped"``) only when it holds no complete one, annotated with ``*`` and counted in the
+    title (it trained fewer steps than its budget, so its value is not comparable with the other
+    cells').
 
     Args:
         results: the table of :func:`model.training.grid.run_grid` (failed trials are left out).
@@ -50,8 +54,8 @@ def plot_grid_heatmap(
             f"{list(results.columns)}."
         )
     status = results["status"] if "status" in results else pd.Series("done", results.index)
-    scored = results[status.isin(["done", "truncated"]) & results[metric].notna()]
-    scored = scored.assign(truncated=status[scored.index] == "truncated")
+    scored = results[status.isin(["done", *CUT_SHORT]) & results[metric].notna()]
+    scored = scored.assign(truncated=status[scored.index].isin(CUT_SHORT))
     ranked = scored.sort_values(["truncated", metric], ascending=[True, False])
     best = ranked.drop_duplicates([x, y])
     table = best.pivot(index=y, columns=x, values=metric)
@@ -70,7 +74,8 @@ def plot_grid_heatmap(
         cbar_kws={"label": metric},
     )
     n_cut = int(flags.sum().sum()) if len(flags) else 0
-    note = f"\n* {n_cut} truncated by the time guard: not comparable" if n_cut else ""
+    kinds = " or ".join(CUT_SHORT[s] for s in sorted(set(status)) if s in CUT_SHORT)
+    note = f"\n* {n_cut} cut short ({kinds}): not comparable" if n_cut else ""
     ax.set_title(f"{metric} (best over other parameters){note}")
     return fig
 

@@ -54,7 +54,10 @@ def test_grid_heatmap_flags_truncated_cells_and_prefers_complete_trials():
     fig = plot_grid_heatmap(table, x="lr", y="batch_size")
     texts = sorted(t.get_text() for t in fig.axes[0].texts)
     assert texts == ["0.141", "0.181", "0.341", "0.381*"]  # 0.99 (truncated) loses to 0.181
-    assert "1 truncated by the time guard" in fig.axes[0].get_title()
+    assert "1 cut short (time guard): not comparable" in fig.axes[0].get_title()
+    table.loc[table["trial"] == "x", "status"] = "stopped"  # ASHA on Ray: the same rule
+    title = plot_grid_heatmap(table, x="lr", y="batch_size").axes[0].get_title()
+    assert "1 cut short (ASHA or time guard)" in title
 
 
 def write_trial(folder, epochs, offset):
