@@ -18,7 +18,9 @@ precision never reaches 0.7), ``train_s`` (seconds of training, pretraining incl
 - ``copy_paste``, ``mosaic``, ``object_mix``: the recipes of :mod:`augment.object_level`;
 - ``pretrain``: self-supervised pretraining of the backbone on the store's train and val tiles
   (:mod:`model.pretrain`), then detector training with the steps that the pretraining's time left,
-  so that the total time matches ``defaults``.
+  so that the total time matches ``defaults``;
+- ``defaults+flips`` (``--tta``, default ``flips``): the ``defaults`` checkpoint scored with
+  test-time augmentation (the notebook's default prediction), no training of its own.
 
 Run (budget: ``--steps`` per configuration; the table is printed and written to
 ``--work/few_labels.csv``)::
@@ -114,7 +116,9 @@ def train(args: argparse.Namespace, case: Case, name: str, store: Any, step_s: f
     }
 
 
-def score(args: argparse.Namespace, case: Case, checkpoint: Path) -> dict[str, float]:
+def score(
+    args: argparse.Namespace, case: Case, checkpoint: Path, tta: str | None = None
+) -> dict[str, float]:
     """AP, best F1 and its threshold, recall at precision 0.7 on the case's test raster."""
     lo, hi = case.diameters
     images, datasets = case.folder("test")
@@ -122,7 +126,7 @@ def score(args: argparse.Namespace, case: Case, checkpoint: Path) -> dict[str, f
     name, catalog = next(iter(truth.catalogs.items()))
     pred = predict_raster(
         checkpoint, truth.rasters[name], score_thresh=0.05, progress=False,
-        precision=args.precision,
+        precision=args.precision, tta=tta,  # type: ignore[arg-type]
     )  # fmt: skip
     pred = pred[(pred["width"] > 0) & (pred["height"] > 0)]  # an untrained model's slivers
     pred = filters.apply_filters(pred, filters.min_diameter(lo), filters.max_diameter(hi))
@@ -169,7 +173,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tile-size", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=0, help="data-loading processes")
-    parser.add_argument("--precision", default="32")
+    parser.add_argument("--precision", default="auto", help="the notebook's (auto: bf16 on AMX)")
+    parser.add_argument(
+        "--tta",
+        default="flips",
+        choices=["none", "flips", "d4"],
+        help="also score the defaults' checkpoint with these views (row defaults+<tta>)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("runs/few_labels"))
     parser.add_argument("--shared-data", type=Path, default=Path("/work/shared/data"))
@@ -204,6 +214,12 @@ def main() -> None:
             rows.append({"data": case.name, "N": case.n_train, "variant": name, **metrics,
                          "train_s": trained["train_s"], "steps": trained["steps"]})  # fmt: skip
             print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.3f"), flush=True)
+            if name == "defaults" and args.tta != "none":  # the same checkpoint, TTA views
+                start = time.perf_counter()
+                metrics = score(args, case, trained["checkpoint"], args.tta)
+                metrics["score_s"] = time.perf_counter() - start
+                rows.append({**rows[-1], "variant": f"defaults+{args.tta}", **metrics})
+                print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.3f"))
     table = pd.DataFrame(rows)
     table.to_csv(args.work / "few_labels.csv", index=False)
     print()
