@@ -33,7 +33,6 @@ import hashlib
 import itertools
 import json
 import logging
-import re
 import signal
 import threading
 import traceback
@@ -56,7 +55,8 @@ from model.training.datamodule import TileDataModule
 from model.training.module import RetinaNetModule, hook_warning_silenced
 from model.training.results import best_trial, completion, order_columns
 from model.training.thresholds import trial_columns
-from model.training.trainer import MONITOR, TrainTimer, build_trainer
+from model.training.trainer import TrainTimer, build_trainer
+from model.training.trial_logs import best_row, log_versions, read_trial_metrics
 from tiling.atomic import copy_atomic, write_text_atomic
 from tiling.errors import ConfigError, RasterDetectError
 from tiling.store.interface import TileStoreLike
@@ -129,36 +129,6 @@ def sigint_restored() -> Iterator[None]:
 
 def _is_rank_zero() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
-
-
-def log_versions(trial_dir: str | Path) -> list[Path]:
-    """The CSV log folders ``logs/run<k>`` and ``logs/run<k>_test`` of a trial, in run order."""
-    found = []
-    for folder in Path(trial_dir).glob("logs/run*"):
-        match = re.fullmatch(r"run(\d+)(_test)?", folder.name)
-        if match and folder.is_dir():
-            found.append((int(match[1]), bool(match[2]), folder))
-    return [folder for *_, folder in sorted(found)]
-
-
-def read_trial_metrics(trial_dir: str | Path) -> pd.DataFrame:
-    """Every logged row of a trial: its CSV logs merged in run order, else ``metrics.csv``."""
-    trial_dir = Path(trial_dir)
-    parts = [f / "metrics.csv" for f in log_versions(trial_dir) if (f / "metrics.csv").is_file()]
-    if not parts:
-        merged = trial_dir / "metrics.csv"
-        return pd.read_csv(merged) if merged.is_file() else pd.DataFrame()
-    return pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
-
-
-def best_row(metrics: pd.DataFrame, metric: str = MONITOR) -> dict[str, float]:
-    """The validation values (``val/*``, ``epoch``) of the epoch where ``metric`` was highest."""
-    if metric not in metrics or metrics[metric].notna().sum() == 0:
-        return {}
-    row = metrics.loc[metrics[metric].idxmax()]
-    out = {k: float(v) for k, v in row.items() if str(k).startswith("val/") and pd.notna(v)}
-    out["best_epoch"] = float(row["epoch"]) if "epoch" in row else float("nan")
-    return out
 
 
 def _fit_and_test(
@@ -347,7 +317,7 @@ def _run_on_ray(
     ]
     if jobs:
         with ray_session(ray.address, ray.num_cpus):
-            run_on_ray(jobs, store, options, ray)
+            run_on_ray(jobs, store, options, ray, run_trial)
 
 
 def _plain(params: Mapping[str, Any]) -> dict[str, Any]:

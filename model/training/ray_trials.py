@@ -2,7 +2,7 @@
 
 ``run_grid(..., ray=RayOptions(...))`` hands its unfinished trials to :func:`run_on_ray`. Each
 becomes one Tune trial of a function trainable that calls the sequential loop's own
-:func:`model.training.grid.run_trial` into the same ``trials/<id>/`` folder, so everything the
+:func:`model.training.grid.run_trial` (handed in by the grid) into the same ``trials/<id>/`` folder, so everything the
 loop guarantees holds here too: the folder layout, a failing trial recorded while the others go
 on, resume (a re-run skips trials whose ``summary.json`` exists and resumes the others from
 ``last.ckpt``), the thresholds and the results table. Tune adds the scheduling:
@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from pytorch_lightning.callbacks import Callback
 
 from model.config import ModelConfig
 from model.ray_options import RayOptions
+from model.training.trial_logs import best_row, read_trial_metrics
 from tiling.atomic import write_text_atomic
 from tiling.errors import ConfigError
 from tiling.store.interface import TileStoreLike
@@ -43,6 +44,7 @@ from tiling.store.interface import TileStoreLike
 log = logging.getLogger(__name__)
 
 METRIC = "val/map_50"
+RunTrial = Callable[..., dict[str, Any]]  # model.training.grid.run_trial
 
 
 class ReportValidation(Callback):
@@ -86,11 +88,10 @@ def _trainable(
     jobs: dict[str, Any],
     store: tuple[type[TileStoreLike], str],
     options: dict[str, Any],
+    run_trial: RunTrial,
 ) -> None:
-    """One Tune trial: :func:`~model.training.grid.run_trial` of job ``spec["trial"]``."""
+    """One Tune trial: ``run_trial`` (the grid's) of job ``spec["trial"]``."""
     import torch
-
-    from model.training.grid import run_trial
 
     job, options = jobs[spec["trial"]], dict(options)
     torch.set_num_threads(max(1, int(job["threads"])))
@@ -112,8 +113,12 @@ def run_on_ray(
     store: TileStoreLike,
     options: dict[str, Any],
     ray: RayOptions,
+    run_trial: RunTrial,
 ) -> dict[str, str]:
     """Run ``jobs`` (trial folder, concrete config) as Tune trials; what Tune said of each.
+
+    ``run_trial`` is :func:`model.training.grid.run_trial` (passed in, so that this module does
+    not import the grid that imports it); each Tune trial calls it with ``options``.
 
     Every trial writes its own ``summary.json`` (as in the sequential loop). A trial that Tune
     stopped (ASHA) or that died without one (its worker killed) gets one here: ``stopped`` with
@@ -148,7 +153,9 @@ def run_on_ray(
         else FIFOScheduler()
     )
     where = (type(store), str(store.path))  # each worker reopens it: type(store)(store.path)
-    trainable = tune.with_parameters(_trainable, jobs=table, store=where, options=options)
+    trainable = tune.with_parameters(
+        _trainable, jobs=table, store=where, options=options, run_trial=run_trial
+    )
     resources = {"cpu": ray.trial_cpus, "gpu": ray.trial_gpus}
     output_dir = Path(jobs[0][0]).parent.parent
     tuner = tune.Tuner(
@@ -186,8 +193,6 @@ def run_on_ray(
 
 def _summarise_unfinished(trial_dir: Path, outcome: str) -> None:
     """Write ``summary.json`` for a trial that ended without one (stopped or died)."""
-    from model.training.grid import best_row, read_trial_metrics
-
     if (trial_dir / "summary.json").is_file() or outcome == "":
         return
     metrics = read_trial_metrics(trial_dir)
