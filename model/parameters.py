@@ -21,6 +21,7 @@ import yaml
 from model.config import Backbone, InputStretch, ModelConfig, Norm, Scheduler
 from model.ray_options import RayOptions
 from model.run_config import Accelerator, Precision, RunConfig
+from model.training.search import RANGES
 from tiling import options as o
 from tiling.errors import ConfigError
 from tiling.parameters import from_mapping, param, to_mapping
@@ -40,8 +41,14 @@ SMOKE: dict[str, Any] = {
 SMOKE_BATCHES = 2
 
 
-def grid_values(raw: Any) -> list[Any]:
-    """The values of one grid parameter: a non-empty list."""
+def grid_values(raw: Any) -> Any:
+    """The values of one grid parameter: a non-empty list, or a range of a random search.
+
+    A range is one ``{"loguniform"|"uniform"|"randint": [low, high]}``, checked when the search
+    draws its trials (:func:`model.training.search.sample_space`).
+    """
+    if isinstance(raw, dict) and len(raw) == 1 and next(iter(raw)) in RANGES:
+        return raw
     values = o.list_of(lambda value: value)(raw)
     if not values:
         raise argparse.ArgumentTypeError(f"{raw!r} is empty; give a list of values, e.g. [1, 2]")
@@ -70,6 +77,8 @@ class RunParameters(StoreParameters):
     lr: float = param(1e-3, "learning rate (a grid over lr replaces it)", o.positive_float)
     scheduler: Scheduler = param("onecycle", "learning-rate schedule: none | cosine | onecycle", o.choice(*get_args(Scheduler)))
     grid: dict[str, list[Any]] = param({"lr": [1e-3]}, "hyperparameter grid: ModelConfig field -> values (each trial: steps_per_trial)", o.mapping(o.text, grid_values))
+    search: str = param("grid", "grid (every combination of the lists) | random (num_samples draws; ranges such as {loguniform: [1e-4, 3e-3]} allowed)", o.choice("grid", "random"))
+    num_samples: int = param(8, "trials of a random search", o.positive_int)
     max_minutes_per_trial: float | None = param(20.0, "guard only: a trial still training after this stops, marked truncated (null: none)", o.optional(o.positive_float), unit="minutes")
     accelerator: Accelerator = param("auto", "auto | cpu | gpu | cuda | mps", o.choice(*get_args(Accelerator)))
     precision: Precision = param("auto", "auto (bf16 on CPUs with AMX/AVX-512 BF16 and on bf16 GPUs, else 32) | 32 | 16-mixed | bf16-mixed", o.choice(*get_args(Precision)))
@@ -159,6 +168,8 @@ class RunParameters(StoreParameters):
             },
             "max_minutes_per_trial": minutes,
             "ray": self.ray_options(),
+            "search": self.search,
+            "num_samples": self.num_samples,
         }
 
     def ray_options(self) -> RayOptions | None:

@@ -54,6 +54,7 @@ from model.run_config import RUN_FIELDS, RunConfig
 from model.training.datamodule import TileDataModule
 from model.training.module import RetinaNetModule, hook_warning_silenced
 from model.training.results import best_trial, completion, order_columns
+from model.training.search import sample_space
 from model.training.thresholds import trial_columns
 from model.training.trainer import TrainTimer, build_trainer
 from model.training.trial_logs import best_row, log_versions, read_trial_metrics
@@ -81,22 +82,48 @@ STORE_FIELDS = ("classes", "tile_size")  # set from the store, not searchable
 def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """The product of the grid's lists, in order: ``{"lr": [1, 2], "bs": [3]}`` -> 2 dicts."""
     for key, values in grid.items():
-        if key in RUN_FIELDS:
-            raise ConfigError(
-                f"grid[{key!r}] cannot be searched: {key} is a run setting (RunConfig), not part "
-                "of the model; pass run=RunConfig(...) to run_grid and run the grid once per value."
-            )
-        if key in STORE_FIELDS:
-            raise ConfigError(
-                f"grid[{key!r}] cannot be searched: {key} is set from the tile store; build one "
-                "store per tile size and run one grid on each."
-            )
+        check_searchable(key)
         if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
             raise ConfigError(
                 f"grid[{key!r}]={values!r} must be a non-empty list of values, e.g. [1e-4, 3e-4]."
             )
     keys = list(grid)
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
+
+
+def check_searchable(key: str) -> None:
+    """Refuse a grid key that is not a model setting (a run setting, or one the store sets)."""
+    if key in RUN_FIELDS:
+        raise ConfigError(
+            f"grid[{key!r}] cannot be searched: {key} is a run setting (RunConfig), not part "
+            "of the model; pass run=RunConfig(...) to run_grid and run the grid once per value."
+        )
+    if key in STORE_FIELDS:
+        raise ConfigError(
+            f"grid[{key!r}] cannot be searched: {key} is set from the tile store; build one "
+            "store per tile size and run one grid on each."
+        )
+
+
+def search_combos(
+    grid: Mapping[str, Any], search: str, num_samples: int, seed: int
+) -> list[dict[str, Any]]:
+    """The trials' parameters: the grid's product, or ``num_samples`` seeded random draws.
+
+    ``{}`` gives one trial of the base config. Repeated draws are run once.
+    """
+    if not grid:
+        return [{}]
+    if search == "grid":
+        return expand_grid(grid)
+    if search != "random":
+        raise ConfigError(f"search={search!r} must be 'grid' or 'random'.")
+    for key in grid:
+        check_searchable(key)
+    unique: dict[str, dict[str, Any]] = {}
+    for draw in sample_space(grid, num_samples, seed):
+        unique.setdefault(json.dumps(draw, sort_keys=True), draw)
+    return list(unique.values())
 
 
 def trial_config(base: ModelConfig, params: Mapping[str, Any], store: TileStoreLike) -> ModelConfig:
@@ -224,6 +251,8 @@ def run_grid(
     enable_progress_bar: bool = True,
     data_options: Mapping[str, Any] | None = None,
     ray: RayOptions | None = None,
+    search: str = "grid",
+    num_samples: int = 8,
     **trainer_kwargs: Any,
 ) -> pd.DataFrame:
     """Train one trial per combination of the grid's values; return the results table.
@@ -245,6 +274,10 @@ def run_grid(
             ``max_steps`` so that the guard never fires.
         enable_progress_bar: Lightning's progress bar during training.
         data_options: keywords for TileDataModule (``samples_per_epoch``, ``empty_weight``...).
+        search: ``grid`` (every combination of the lists) or ``random``: ``num_samples``
+            trials drawn, seeded by ``base.seed``, from lists and ranges such as
+            ``{"lr": {"loguniform": [1e-4, 3e-3]}}`` (:mod:`model.training.search`).
+        num_samples: the number of random trials.
         ray: run the unfinished trials on Ray Tune (several at once, ASHA, a cluster:
             :mod:`model.training.ray_trials`); None runs them here, one after another.
         **trainer_kwargs: extra ``pl.Trainer`` keywords.
@@ -267,7 +300,7 @@ def run_grid(
         )
     store = _open_store(store)
     output_dir = Path(output_dir)
-    combos = expand_grid(grid) if grid else [{}]
+    combos = search_combos(grid, search, num_samples, base.seed)
     configs = [trial_config(base, params, store) for params in combos]  # fail fast on bad values
     extra = {"store": Path(store.path).name, "max_epochs": max_epochs, "limit": limit_batches}
     options = {
