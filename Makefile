@@ -83,8 +83,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# mypy on tiling, augment, model, plots ([tool.mypy] in pyproject.toml); plots needs the lab extras (Bokeh)
-typecheck: $(LAB_STAMP)
+# mypy on tiling, augment, model, plots ([tool.mypy] in pyproject.toml); plots needs the lab extras
+# (Bokeh), model/training/ray_trials.py and model/inference/many.py need Ray
+typecheck: $(LAB_STAMP) $(RAY_STAMP)
 	$(VENV)/bin/mypy
 
 test: lint typecheck $(LAB_STAMP) $(RAY_STAMP)
