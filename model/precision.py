@@ -73,11 +73,12 @@ def device_type(accelerator: str) -> str:
     return name
 
 
-def resolve_precision(precision: str, accelerator: str = "auto") -> str:
+def resolve_precision(precision: str | int, accelerator: str = "auto") -> str:
     """The Lightning precision to use: ``precision`` itself, or what ``"auto"`` means here.
 
     Args:
-        precision: ``"auto"``, ``"32"``, ``"16-mixed"`` or ``"bf16-mixed"``.
+        precision: ``"auto"``, ``"32"`` (or the number 32, as papermill's ``-p precision 32``
+            and YAML give it), ``"16-mixed"`` or ``"bf16-mixed"``.
         accelerator: Lightning's accelerator (``"auto"``, ``"cpu"``, ``"gpu"``, ``"cuda"``,
             ``"mps"``) or a torch device string (``"cuda:0"``).
 
@@ -88,6 +89,7 @@ def resolve_precision(precision: str, accelerator: str = "auto") -> str:
     Raises:
         ConfigError: ``precision`` is not one of :data:`PRECISIONS`.
     """
+    precision = str(precision) if isinstance(precision, int) else precision
     if precision not in PRECISIONS:
         raise ConfigError(
             f"precision={precision!r} is invalid: expected one of {list(PRECISIONS)}."

@@ -72,6 +72,7 @@ def test_explicit_precisions_are_kept_and_bad_ones_named(fake_cpu):
     with pytest.raises(ConfigError, match=r"precision='64' is invalid: expected one of \['auto'"):
         resolve_precision("64")
     assert RunConfig(precision="auto").precision == "auto"
+    assert resolve_precision(32, "cpu") == "32"  # papermill's -p precision 32 is an int
 
 
 def test_autocast_context(fake_cpu):
