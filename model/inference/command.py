@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import Any
 
 from tiling import options as o
 from tiling.errors import ConfigError, OutputError
@@ -130,20 +131,27 @@ def run(args: argparse.Namespace) -> int:
     frame = predict_raster(
         args.checkpoint,
         args.raster,
-        tile_size=args.tile_size,
-        overlap=args.overlap,
-        batch_size=args.batch_size,
-        score_thresh=args.score_thresh,
-        nms_thresh=args.nms_thresh,
-        workers=args.workers,
-        device=args.device,
-        tta=None if args.tta == "none" else args.tta,
+        **predict_options(args),
     )
     write_csv(frame, args.out, overwrite=args.overwrite)
     if args.gis:
         write_gis(frame, args.gis, crs_wkt=crs_wkt, overwrite=args.overwrite)
     log.info("%d objects -> %s", len(frame), ", ".join(str(p) for p in (args.out, args.gis) if p))
     return 0
+
+
+def predict_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords of ``predict_raster`` that the options set (one raster or many)."""
+    return {
+        "tile_size": args.tile_size,
+        "overlap": args.overlap,
+        "batch_size": args.batch_size,
+        "score_thresh": args.score_thresh,
+        "nms_thresh": args.nms_thresh,
+        "workers": args.workers,
+        "device": args.device,
+        "tta": None if args.tta == "none" else args.tta,
+    }
 
 
 def run_many(args: argparse.Namespace, rasters: list[Path]) -> int:
@@ -168,14 +176,7 @@ def run_many(args: argparse.Namespace, rasters: list[Path]) -> int:
         gis=args.gis.suffix or args.gis.name if args.gis else None,
         overwrite=args.overwrite,
         ray=ray,
-        tile_size=args.tile_size,
-        overlap=args.overlap,
-        batch_size=args.batch_size,
-        score_thresh=args.score_thresh,
-        nms_thresh=args.nms_thresh,
-        workers=args.workers,
-        device=args.device,
-        tta=None if args.tta == "none" else args.tta,
+        **predict_options(args),
     )
     log.info("%d objects in %d rasters -> %s", len(combined), len(rasters), args.out)
     return 0
