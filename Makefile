@@ -1,20 +1,19 @@
 # Entry points: `make run` (the notebook on the default data, headless), `make lab` (JupyterLab on
 # the notebook) and `make test` (lint + tests). Each creates .venv and installs requirements.txt on
-# first use; `make lab` and `make test` add requirements-lab.txt (JupyterLab, widgets, Bokeh),
-# `make test` and `make install-ray` requirements-ray.txt (Ray Tune, for engine="ray").
+# first use (Ray Tune included: the notebook's trials run on an embedded Ray); `make lab` and
+# `make test` add requirements-lab.txt (JupyterLab, widgets, Bokeh).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 LAB_STAMP := $(VENV)/.installed-lab
-RAY_STAMP := $(VENV)/.installed-ray
 LAB_PORT ?= 8888
 LAB_ARGS ?= --no-browser
 RUN_DIR := runs/$(shell date +%Y%m%d-%H%M%S)
 PARAMS ?=
 
-.PHONY: install install-lab install-ray data run run-starfield run-moon lab test lint typecheck clean
+.PHONY: install install-lab data run run-starfield run-moon lab test lint typecheck clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,12 +30,6 @@ $(LAB_STAMP): $(STAMP) requirements-lab.txt
 	touch $(LAB_STAMP)
 
 install-lab: $(LAB_STAMP)
-
-$(RAY_STAMP): $(STAMP) requirements-ray.txt
-	$(PY) -m pip install --quiet -r requirements-ray.txt
-	touch $(RAY_STAMP)
-
-install-ray: $(RAY_STAMP)
 
 data: $(STAMP)
 	$(PY) -m tiling.synthetic --if-missing --out data
@@ -84,11 +77,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 # mypy on tiling, augment, model, plots ([tool.mypy] in pyproject.toml); plots needs the lab extras
-# (Bokeh), model/training/ray_trials.py and model/inference/many.py need Ray
-typecheck: $(LAB_STAMP) $(RAY_STAMP)
+# (Bokeh)
+typecheck: $(LAB_STAMP)
 	$(VENV)/bin/mypy
 
-test: lint typecheck $(LAB_STAMP) $(RAY_STAMP)
+test: lint typecheck $(LAB_STAMP)
 	$(VENV)/bin/pytest -n 2
 
 clean:

@@ -83,10 +83,9 @@ class RunParameters(StoreParameters):
     accelerator: Accelerator = param("auto", "auto | cpu | gpu | cuda | mps", o.choice(*get_args(Accelerator)))
     precision: Precision = param("auto", "auto (bf16 on CPUs with AMX/AVX-512 BF16 and on bf16 GPUs, else 32) | 32 | 16-mixed | bf16-mixed", o.choice(*get_args(Precision)))
     pretrain_steps: int = param(0, "self-supervised pretraining steps of the backbone on the train and val tiles before the grid (0: off; off in smoke runs)", o.non_negative_int)
-    engine: str = param("local", "where the trials run: local (one after another in this process) | ray (Ray Tune: the five below)", o.choice("local", "ray"))
-    ray_address: str | None = param(None, "null: an embedded Ray on this machine; auto or host:6379: a running Ray cluster", o.optional(o.text))
+    engine: str = param("ray", "where the trials run: ray (Ray Tune, embedded on this machine unless ray_address is set; the four below) | local (one after another in this process, no Ray)", o.choice("ray", "local"))
     trial_cpus: float = param(2.0, "CPUs per trial on Ray (its torch threads)", o.positive_float)
-    trial_gpus: float = param(0.0, "GPUs per trial on Ray (0.25: four trials share a GPU)", o.non_negative_float)
+    trial_gpus: float | str = param("auto", "GPUs per trial on Ray; auto: 1 when Ray has a GPU and accelerator is not cpu, else 0; 0.25: four trials share a GPU", o.or_auto(o.non_negative_float))
     max_concurrent_trials: int = param(1, "trials running at once on Ray", o.positive_int)
     tune_scheduler: str = param("fifo", "fifo (every trial to its budget) | asha (stop trials trailing at a validation)", o.choice("fifo", "asha"))
     # --- prediction (the notebook's section 6; raster-detect predict takes them as options)
@@ -179,7 +178,7 @@ class RunParameters(StoreParameters):
         return RayOptions(
             address=self.ray_address,
             trial_cpus=self.trial_cpus,
-            trial_gpus=self.trial_gpus,
+            trial_gpus=self.trial_gpus,  # type: ignore[arg-type]  # a float or "auto", checked
             max_concurrent_trials=self.max_concurrent_trials,
             scheduler=self.tune_scheduler,  # type: ignore[arg-type]
         )

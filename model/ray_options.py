@@ -3,16 +3,14 @@
 Like :class:`~model.run_config.RunConfig` it is not part of a trial's identity: the same trial
 run on Ray or in the notebook's process has the same id and folder. Plain values only (no Ray
 import), so the parameters and the notebook can build one without Ray installed;
-:mod:`model.training.ray_trials` (trials) and :mod:`model.inference.many` (rasters) use it, and
-:func:`ray_session` (Ray for the duration of a block).
+:mod:`model.training.ray_trials` (trials) and :mod:`model.inference.many` (rasters) use it, with
+:func:`tiling.ray_session.ray_session` (Ray for the duration of a block).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Literal
 
 from tiling.errors import ConfigError
 
@@ -27,7 +25,9 @@ class RayOptions:
         address: None starts an embedded Ray on this machine for the grid (and stops it after);
             ``"auto"`` or ``"host:port"`` joins a running cluster (``ray start --head``).
         trial_cpus: CPUs reserved per trial; its torch threads are set to this (at least 1).
-        trial_gpus: GPUs per trial; a fraction (0.25) packs several trials on one GPU.
+        trial_gpus: GPUs per trial; a fraction (0.25) packs several trials on one GPU;
+            ``"auto"``: 1 when the Ray cluster has a GPU and the accelerator is not the CPU,
+            else 0 (:meth:`gpus_per_trial`).
         max_concurrent_trials: trials running at once (1: one after another, as without Ray).
         scheduler: ``fifo`` runs every trial to its budget; ``asha`` stops trials whose
             ``val/map_50`` trails the others' at the same validation.
@@ -38,7 +38,7 @@ class RayOptions:
 
     address: str | None = None
     trial_cpus: float = 2.0
-    trial_gpus: float = 0.0
+    trial_gpus: float | Literal["auto"] = "auto"
     max_concurrent_trials: int = 1
     scheduler: RayScheduler = "fifo"
     grace_validations: int = 1
@@ -47,8 +47,10 @@ class RayOptions:
     def __post_init__(self) -> None:
         if not self.trial_cpus > 0:
             raise ConfigError(f"trial_cpus={self.trial_cpus!r} must be > 0 (CPUs per trial).")
-        if not self.trial_gpus >= 0:
-            raise ConfigError(f"trial_gpus={self.trial_gpus!r} must be >= 0 (GPUs per trial).")
+        if self.trial_gpus != "auto" and not self.trial_gpus >= 0:
+            raise ConfigError(
+                f"trial_gpus={self.trial_gpus!r} must be >= 0 (GPUs per trial) or 'auto'."
+            )
         if not (isinstance(self.max_concurrent_trials, int) and self.max_concurrent_trials >= 1):
             raise ConfigError(
                 f"max_concurrent_trials={self.max_concurrent_trials!r} must be a whole number >= 1."
@@ -56,29 +58,18 @@ class RayOptions:
         if self.scheduler not in ("fifo", "asha"):
             raise ConfigError(f"scheduler={self.scheduler!r} must be 'fifo' or 'asha'.")
 
+    def gpus_per_trial(self, accelerator: str = "auto") -> float:
+        """The GPUs each trial (or raster task) reserves; call it where Ray is running.
 
-@contextlib.contextmanager
-def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
-    """Ray for the duration of the block: joined when already up, else started (and stopped).
-
-    Raises:
-        ConfigError: Ray is not installed (how to install it).
-    """
-    try:
+        ``trial_gpus`` when given as a number; for ``"auto"``, 1 when ``accelerator`` is
+        ``auto``, ``gpu`` or ``cuda`` (``cuda:0``...) and the Ray cluster has at least one GPU,
+        else 0: a trial given no GPU by Ray cannot see one (Ray hides it), so a GPU machine's
+        default run would otherwise train on the CPU.
+        """
+        if self.trial_gpus != "auto":
+            return float(self.trial_gpus)
+        if accelerator.split(":")[0] not in ("auto", "gpu", "cuda"):
+            return 0.0
         import ray
-    except ImportError as err:  # optional dependency
-        raise ConfigError(
-            "Ray is not installed; `.venv/bin/pip install -r requirements-ray.txt` (or "
-            "`make install-ray`) adds it, or run the grid without ray= (one trial at a time)."
-        ) from err
-    if ray.is_initialized():
-        yield
-        return
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-    if address is None:
-        kwargs.update(num_cpus=num_cpus)
-    ray.init(address=address, **kwargs)
-    try:
-        yield
-    finally:
-        ray.shutdown()
+
+        return 1.0 if ray.cluster_resources().get("GPU", 0.0) >= 1 else 0.0

@@ -111,9 +111,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--task-gpus",
-        type=o.non_negative_float,
-        default=0.0,
-        help="GPUs per raster task, 1 with --device cuda on a GPU cluster (default: 0)",
+        type=o.or_auto(o.non_negative_float),
+        default="auto",
+        help="GPUs per raster task; auto: 1 with --device cuda on a cluster with GPUs, else 0 "
+        "(default: auto)",
     )
 
 

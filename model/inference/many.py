@@ -114,8 +114,9 @@ def predict_rasters(
         gis: a GIS format suffix (``".gpkg"``, ``".geojson"``, ``".fgb"``, ``".parquet"``) for
             one GIS file per raster with a map CRS; None writes CSV only.
         overwrite: replace existing catalogues (default: refuse before predicting anything).
-        ray: run each raster as a Ray task with ``trial_cpus`` CPUs and ``trial_gpus`` GPUs;
-            None predicts here, one raster after another.
+        ray: run each raster as a Ray task with ``trial_cpus`` CPUs and ``trial_gpus`` GPUs
+            (``"auto"``: 1 when ``device`` is a GPU and the cluster has one); None predicts
+            here, one raster after another.
         **options: keywords of :func:`~model.inference.predict.predict_raster` (``tta``,
             ``score_thresh``, ``workers``, ``device``...); ``progress`` is off on Ray.
 
@@ -165,10 +166,11 @@ def _on_ray(
     """One Ray task per raster (results in raster order)."""
     import ray as ray_api
 
-    from model.ray_options import ray_session
+    from tiling.ray_session import ray_session
 
-    task = ray_api.remote(num_cpus=ray.trial_cpus, num_gpus=ray.trial_gpus)(predict_one)
     quiet = {**options, "progress": False}
     with ray_session(ray.address, ray.num_cpus):
+        gpus = ray.gpus_per_trial(str(options.get("device", "cpu")))
+        task = ray_api.remote(num_cpus=ray.trial_cpus, num_gpus=gpus)(predict_one)
         refs = [task.remote(checkpoint, p, out_dir, gis, overwrite, quiet) for p in paths]
         return list(ray_api.get(refs))

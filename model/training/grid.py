@@ -342,8 +342,8 @@ def _run_on_ray(
     retry_failed: bool,
 ) -> None:
     """The trials without a summary (or to retry), as Tune trials (they write their summaries)."""
-    from model.ray_options import ray_session
     from model.training.ray_trials import run_on_ray
+    from tiling.ray_session import ray_session
 
     jobs = [
         (d, c) for d, c in zip(dirs, configs, strict=True) if _finished(d, retry_failed) is None

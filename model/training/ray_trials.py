@@ -14,31 +14,42 @@ on, resume (a re-run skips trials whose ``summary.json`` exists and resumes the 
   part of its rung is stopped. Such a trial gets ``status="stopped"`` and a ``summary.json``
   (its best validation values so far), and is never chosen over a complete trial.
 
+The driver shows one progress bar over the trials, with the latest validation of each
+(:class:`TrialProgress`; the trials' own output stays in their worker processes and logs).
+Ctrl-C (or a kernel interrupt) stops the search at once, as in the local loop: Tune's own
+handler, which would end the trials as if they had finished, is turned off, so the interrupted
+trials keep no ``summary.json`` and the next call resumes them from their ``last.ckpt``.
+
 Ray runs embedded (``address=None``: ``ray.init`` on this machine, shut down afterwards) or joins
 a running cluster (``address="auto"``, ``"host:6379"``, ``"ray://host:10001"``). On a cluster the
 tile store and ``output_dir`` must be on a filesystem that every node mounts at the same path: a
 worker that cannot read the store fails its trial with the path and the node's address.
 
-Ray is an optional dependency (``requirements-ray.txt``); this module imports it only when used.
+Only the Ray engine imports this module (it imports Ray); the local loop runs without Ray.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from model.config import ModelConfig
 from model.ray_options import RayOptions
 from model.training.trial_logs import best_row, read_trial_metrics
 from tiling.atomic import write_text_atomic
 from tiling.errors import ConfigError
+from tiling.progress import progress_bar
 from tiling.store.interface import TileStoreLike
 
 log = logging.getLogger(__name__)
@@ -63,9 +74,84 @@ class ReportValidation(Callback):
         value = self.value(trainer, pl_module)
         if trainer.sanity_checking or value is None:
             return
-        from ray import tune
-
         tune.report({METRIC: value, "step": int(trainer.global_step)})
+
+
+class TrialProgress(tune.Callback):
+    """The driver's progress bar over the trials, with the latest validation of each.
+
+    A context manager: the bar is shown inside the ``with`` block (around ``Tuner.fit``).
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total, self.ended = total, 0
+        self.latest: dict[str, str] = {}
+        self.bar: Any = None
+
+    def __enter__(self) -> TrialProgress:
+        self.bar = progress_bar(total=self.total, unit="trial", desc="trials (Ray)")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def _show(self, trial: Any, text: str) -> None:
+        self.latest[str(trial.config.get("trial", trial))] = text
+        if self.bar is not None:
+            self.bar.set_postfix_str(", ".join(f"{k} {v}" for k, v in self.latest.items()))
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        """A validation (or the final row): show the trial's step and val mAP@50."""
+        if result.get("trial_complete"):
+            return
+        self._show(
+            trial, f"step {result.get('step', '?')} val {result.get(METRIC, float('nan')):.3f}"
+        )
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """A trial ended (done, stopped by ASHA): one more on the bar."""
+        self._show(trial, "ended")
+        self._count()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """A trial's worker died: one more on the bar."""
+        self._show(trial, "error")
+        self._count()
+
+    def _count(self) -> None:
+        self.ended += 1
+        if self.bar is not None:
+            self.bar.update(1)
+
+
+#: Tune's settings while our search runs: no SIGINT handler of its own (see
+#: :func:`tune_environment`), and its old reporter (silent at ``verbose=0``) instead of the new
+#: one, which prints an experiment table whatever the verbosity.
+TUNE_ENV = {"TUNE_DISABLE_SIGINT_HANDLER": "1", "RAY_AIR_NEW_OUTPUT": "0"}
+
+
+@contextlib.contextmanager
+def tune_environment() -> Iterator[None]:
+    """Tune with :data:`TUNE_ENV` set (the variables are restored after the block).
+
+    Tune's SIGINT handler ends the run "gracefully": the running trials end without a result
+    and ``fit`` returns, which would look like trials that stopped. Without it, Ctrl-C raises
+    KeyboardInterrupt out of ``fit`` and stops the search as it stops the local loop; leaving
+    :func:`~tiling.ray_session.ray_session` shuts Ray down (and the trials' workers with it).
+    """
+    old = {key: os.environ.get(key) for key in TUNE_ENV}
+    os.environ.update(TUNE_ENV)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def open_store_here(kind: type[TileStoreLike], path: str) -> TileStoreLike:
@@ -96,14 +182,12 @@ def _trainable(
     job, options = jobs[spec["trial"]], dict(options)
     torch.set_num_threads(max(1, int(job["threads"])))
     callbacks = list(options.pop("callbacks", ()))
-    if job["asha"] and not any(isinstance(c, ReportValidation) for c in callbacks):
-        callbacks.append(ReportValidation())
+    if not any(isinstance(c, ReportValidation) for c in callbacks):
+        callbacks.append(ReportValidation())  # ASHA's rungs and the driver's progress bar
     config = ModelConfig.from_dict(job["config"])
     opened = open_store_here(*store)
     row = run_trial(config, opened, job["trial_dir"], callbacks=callbacks, **options)
     final = {k: v for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    from ray import tune
-
     # Tune wants its metric in every report; a failed trial has none (-1 ranks it last)
     tune.report({**final, METRIC: final.get(METRIC, -1.0), "trial_complete": 1})
 
@@ -129,16 +213,12 @@ def run_on_ray(
     """
     if not jobs:
         return {}
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
     asha = ray.scheduler == "asha"
     table = {
         d.name: {
             "trial_dir": str(d),
             "config": c.to_dict(),
             "threads": ray.trial_cpus,
-            "asha": asha,
         }
         for d, c in jobs
     }
@@ -156,8 +236,10 @@ def run_on_ray(
     trainable = tune.with_parameters(
         _trainable, jobs=table, store=where, options=options, run_trial=run_trial
     )
-    resources = {"cpu": ray.trial_cpus, "gpu": ray.trial_gpus}
+    accelerator = getattr(options.get("run"), "accelerator", "auto")
+    resources = {"cpu": ray.trial_cpus, "gpu": ray.gpus_per_trial(accelerator)}
     output_dir = Path(jobs[0][0]).parent.parent
+    progress = TrialProgress(len(table))
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         param_space={"trial": tune.grid_search(list(table))},
@@ -173,10 +255,12 @@ def run_on_ray(
             name="tune",
             storage_path=str((output_dir / "ray").resolve()),
             verbose=0,
+            callbacks=[progress],
         ),
     )
     outcome: dict[str, str] = {}
-    grid = tuner.fit()
+    with progress, tune_environment():
+        grid = tuner.fit()
     for result in (grid[i] for i in range(len(grid))):
         trial = str(result.config["trial"]) if result.config else ""
         finished = bool(result.metrics and result.metrics.get("trial_complete"))

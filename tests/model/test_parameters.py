@@ -16,6 +16,7 @@ import pytest
 from model.config import ModelConfig
 from model.parameters import SMOKE, RunParameters
 from model.pretrain import pretrain_backbone
+from model.ray_options import RayOptions
 from model.run_config import RunConfig
 from model.training.grid import run_grid
 from tiling.catalog.collect import read_catalogs
@@ -96,6 +97,7 @@ def test_grid_keywords_are_the_notebooks(smoke):
     ns = namespace(smoke=smoke, workers=7)
     params = RunParameters(smoke=smoke, workers=7).resolved()
     ns.update(ModelConfig=ModelConfig, RunConfig=RunConfig, run_grid=Recorder(run_grid))
+    ns.update(RayOptions=RayOptions)
     ns.update(store="STORE", output_dir="OUT")
     exec(cell_with("= run_grid("), ns)
     (call,) = ns["run_grid"].calls

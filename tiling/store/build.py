@@ -80,6 +80,7 @@ def build_tile_store(
     test_rasters: Sequence[str] = (),
     tile_filters: Sequence[TileFilter] = (),
     seed: int = 0,
+    ray_address: str | None = None,
 ) -> TileStore:
     """Tile rasters and their catalogues into a store, or reuse the identical store.
 
@@ -98,6 +99,10 @@ def build_tile_store(
         test_rasters: raster names that go wholly to ``"test"``.
         tile_filters: :mod:`tiling.store.tile_filters` filters, applied in order (pixel filters last).
         seed: seeds the splits, the empty-tile draw and the statistics sample.
+        ray_address: a Ray cluster (``"auto"``, ``"host:6379"``) on which each raster is read
+            by one Ray task with ``workers`` processes of its own
+            (:mod:`tiling.store.ray_reader`; rasters and ``out_dir`` on a shared filesystem);
+            None reads here. Not part of the hash: the store is the same either way.
 
     Returns:
         The opened :class:`TileStore`.
@@ -125,7 +130,7 @@ def build_tile_store(
             return TileStore(final)
         remove_stale_builds(out_dir, key)
         _build_and_publish(out_dir / f".tmp-{key}-{os.getpid()}", final, sources, params,
-                           tile_filters, workers)  # fmt: skip
+                           tile_filters, workers, ray_address)  # fmt: skip
     finally:
         lock.release()
     log.info("built tile store %s", final)
@@ -139,12 +144,13 @@ def _build_and_publish(
     params: dict[str, Any],
     tile_filters: Sequence[TileFilter],
     workers: int,
+    ray_address: str | None = None,
 ) -> None:
     """Build into ``tmp`` and rename it to ``final``; ``tmp`` never outlives a failure."""
     shutil.rmtree(tmp, ignore_errors=True)
     make_folder(tmp)
     try:
-        build_into(tmp, sources, params, tile_filters, workers)
+        build_into(tmp, sources, params, tile_filters, workers, ray_address)
         try:
             tmp.rename(final)
         except OSError:
@@ -252,6 +258,7 @@ def build_into(
     params: dict[str, Any],
     filters: Sequence[TileFilter],
     workers: int,
+    ray_address: str | None = None,
 ) -> None:
     """Write a complete store into ``folder`` (:func:`tiling.store.format.write_tables`)."""
     rasters = [raster_info(path) for path, _ in sources]
@@ -261,7 +268,9 @@ def build_into(
     check_catalogs(sources, names)
     labels = sorted({label for _, cat in sources for label in catalog_labels(cat)})
     tiles, boxes = candidate_tiles(sources, rasters, params, labels)
-    tiles, report = _select_tiles(folder, tiles, boxes, rasters, params, filters, workers)
+    tiles, report = _select_tiles(
+        folder, tiles, boxes, rasters, params, filters, workers, ray_address
+    )
     tiles, boxes = _final_ids(tiles, boxes)
     check_boxes(boxes, sources, names, params)
     arrays = [tile_array_path(folder, k) for k in range(len(rasters))]
@@ -288,6 +297,7 @@ def _select_tiles(
     params: dict[str, Any],
     filters: Sequence[TileFilter],
     workers: int,
+    ray_address: str | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Filter, read and filter again: the kept tiles (pixels in ``folder``) and the report."""
     seed, names = params["seed"], [r["name"] for r in rasters]
@@ -297,7 +307,7 @@ def _select_tiles(
     tiles = _number_rows(tiles[keep])
     check_split_counts(tiles, boxes, rasters, params)
     tiles["nodata_fraction"] = read_into_arrays(
-        folder, tiles, rasters, params["tile_size"], params["overlap"], workers
+        folder, tiles, rasters, params["tile_size"], params["overlap"], workers, ray_address
     )
     check_nodata_rasters(tiles, rasters)
     keep, report_post = apply_tile_filters(tiles, boxes, post, seed)

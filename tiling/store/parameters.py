@@ -36,6 +36,7 @@ class StoreParameters:
     tiles_dir: str = param("data/tiles", "parent folder of tile stores; unchanged parameters reuse a store", o.text)
     seed: int = param(0, "seeds splits, tile sampling, augmentation and training", o.integer)
     workers: int = param(2, "processes reading rasters (0 reads in this process)", o.non_negative_int)
+    ray_address: str | None = param(None, "a running Ray cluster (auto, host:6379): rasters are tiled there (one task each) and, with engine ray, the trials run there; null: tiling here, trials on an embedded Ray", o.optional(o.text))
     # --- tiling
     tile_size: int = param(256, "tile side (the network sees tiles at this size, never resized)", o.positive_int, unit="px")
     overlap: int = param(32, "pixels shared by neighbouring tiles (less than tile_size)", o.non_negative_int, unit="px")
@@ -73,6 +74,7 @@ class StoreParameters:
             "overlap": self.overlap,
             "min_visible": self.min_visible,
             "workers": self.workers,
+            "ray_address": self.ray_address,
             "split": self.split,
             "split_fractions": self.split_fractions,
             "block_size": self.block_size,

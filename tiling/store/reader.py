@@ -446,6 +446,7 @@ def read_into_arrays(
     tile_size: int,
     overlap: int,
     workers: int,
+    ray_address: str | None = None,
 ) -> np.ndarray:
     """Create ``folder/tiles_<k>.npy`` for every raster and fill it with :func:`read_tiles`.
 
@@ -455,7 +456,9 @@ def read_into_arrays(
             ``row``, ``col``; in row-major order within each array.
         rasters: per array k, ``path``, ``count``, ``dtype``, ``nodata`` (``meta["rasters"]``).
         tile_size, overlap: the grid's parameters.
-        workers: reader processes (0: this process).
+        workers: reader processes (0: this process); on Ray, of each raster's task.
+        ray_address: a Ray cluster (``"auto"``, ``"host:6379"``): one Ray task per raster
+            (:mod:`tiling.store.ray_reader`); None reads here.
 
     Returns:
         ``float32[len(tiles)]`` nodata fraction of each tile, in the order of ``tiles``.
@@ -467,7 +470,12 @@ def read_into_arrays(
         out = create_tile_array(folder, k, info["dtype"], shape)
         offsets = rows[["row", "col"]].to_numpy(np.int64).reshape(-1, 2)
         jobs.append(RasterJob(info["path"], str(out), offsets, tile_size, overlap, info["nodata"]))
-    fractions = read_tiles(jobs, workers)
+    if ray_address is None:
+        fractions = read_tiles(jobs, workers)
+    else:
+        from tiling.store.ray_reader import read_on_ray  # imports Ray
+
+        fractions = read_on_ray(jobs, workers, ray_address)
     out_frac = np.zeros(len(tiles), dtype=np.float32)
     arrays = tiles["array"].to_numpy()
     for k, frac in enumerate(fractions):

@@ -1,21 +1,35 @@
 """A grid's trials on Ray Tune (embedded Ray, 2 CPUs): concurrency, failures, ASHA, resume."""
 
+import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import ray
 import torch
 from pytorch_lightning.callbacks import Callback
 
 from model.config import ModelConfig
 from model.ray_options import RayOptions
 from model.training.grid import read_trial_metrics, run_grid
-from model.training.ray_trials import ReportValidation, open_store_here
+from model.training.ray_trials import (
+    ReportValidation,
+    TrialProgress,
+    open_store_here,
+    tune_environment,
+)
 from model.training.results import best_trial
+from model.training.trial_logs import log_versions
 from tests.model.store_factory import open_store, write_disc_store
 from tiling.errors import ConfigError
 
-ray = pytest.importorskip("ray")
+ROOT = Path(__file__).resolve().parents[3]
 
 FAST = {"max_epochs": 2, "limit_batches": 2, "enable_progress_bar": False}
 
@@ -134,3 +148,146 @@ def test_options_are_checked():
         RayOptions(max_concurrent_trials=0)
     with pytest.raises(ConfigError, match="scheduler='hyperband'"):
         RayOptions(scheduler="hyperband")  # type: ignore[arg-type]
+
+
+DRIVER = '''
+import sys, time
+from pytorch_lightning.callbacks import Callback
+from model.config import ModelConfig
+from model.ray_options import RayOptions
+from model.training.grid import run_grid
+from tiling.store import TileStore
+
+
+class Slow(Callback):
+    """The long trial (12 steps) sleeps 0.5 s a step: time to stop the driver mid-trial."""
+
+    def on_train_batch_end(self, trainer, pl_module, *args):
+        if pl_module.config.max_steps == 12:
+            time.sleep(0.5)
+
+
+base = ModelConfig(batch_size=2, augment="flips", lr=1e-3)
+run_grid(base, {"max_steps": [4, 12]}, TileStore(sys.argv[1]), sys.argv[2], limit_batches=2,
+         enable_progress_bar=False, callbacks=[Slow()],
+         ray=RayOptions(trial_cpus=1, max_concurrent_trials=1, num_cpus=2))
+'''
+
+
+def wait_for(condition, seconds, proc):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert proc.poll() is None, f"the driver ended early ({proc.returncode})"
+        assert time.monotonic() < deadline, "the driver did not get there in time"
+        time.sleep(0.2)
+
+
+def tree_state(folder):
+    return sorted((str(p), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file())
+
+
+def settled(folder, quiet_s, within_s):
+    """Wait until nothing under ``folder`` changed for ``quiet_s`` (fail after ``within_s``)."""
+    deadline, state, since = time.monotonic() + within_s, tree_state(folder), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        assert time.monotonic() < deadline, f"{folder} is still being written to"
+        time.sleep(0.5)
+        now = tree_state(folder)
+        if now != state:
+            state, since = now, time.monotonic()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])
+def test_a_search_whose_driver_is_stopped_resumes(store, base, tmp_path, stop):
+    """Kill (or Ctrl-C) the driver while the second trial trains; the next call finishes it."""
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(store.path), str(out)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its Ray processes in its group, to clean up after
+    )
+    try:
+
+        def mid_search():
+            summaries = list(out.glob("trials/*/summary.json"))
+            lasts = list(out.glob("trials/*/checkpoints/last.ckpt"))
+            return len(summaries) == 1 and any(
+                not (p.parents[1] / "summary.json").exists() for p in lasts
+            )
+
+        wait_for(mid_search, 120, proc)
+        proc.send_signal(stop)  # the driver alone, as a kill or Ctrl-C would
+        _, err = proc.communicate(timeout=60)
+        settled(out / "trials", quiet_s=3, within_s=30)  # the trial's worker dies with it
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # Ray agents a killed driver leaves behind
+    assert proc.returncode != 0
+    if stop == signal.SIGINT:
+        assert b"KeyboardInterrupt" in err  # not Tune's "graceful" end
+    (done,) = (p.parent for p in out.glob("trials/*/summary.json"))
+    (cut,) = (p for p in out.glob("trials/*") if p != done and p.is_dir())
+    assert (cut / "checkpoints" / "last.ckpt").is_file()
+    stamp = (done / "summary.json").stat().st_mtime_ns
+
+    results = run_grid(
+        base,
+        {"max_steps": [4, 12]},
+        store,
+        out,
+        limit_batches=2,
+        enable_progress_bar=False,
+        ray=RayOptions(trial_cpus=1, max_concurrent_trials=1),
+    )
+    assert (results["status"] == "done").all()
+    assert results.set_index("max_steps")["steps"].to_dict() == {4: 4, 12: 12}
+    assert (done / "summary.json").stat().st_mtime_ns == stamp  # not trained again
+    runs = sorted(p.name for p in log_versions(cut) if not p.name.endswith("_test"))
+    assert runs == ["run0", "run1"]  # the second run resumed from last.ckpt
+    resumed = pd.read_csv(cut / "logs" / "run1" / "metrics.csv")
+    assert resumed["step"].min() > 0
+
+
+class FakeTrial:
+    def __init__(self, name):
+        self.config = {"trial": name}
+
+
+def test_progress_counts_ended_trials_and_shows_the_latest_validation():
+    with TrialProgress(2) as progress:
+        progress.on_trial_result(0, [], FakeTrial("t-a"), {"step": 120, "val/map_50": 0.61})
+        assert progress.latest == {"t-a": "step 120 val 0.610"}
+        progress.on_trial_result(0, [], FakeTrial("t-a"), {"trial_complete": 1})
+        progress.on_trial_complete(0, [], FakeTrial("t-a"))
+        progress.on_trial_error(0, [], FakeTrial("t-b"))
+        assert progress.ended == 2
+        assert progress.latest == {"t-a": "ended", "t-b": "error"}
+
+
+def test_tune_runs_without_its_sigint_handler(monkeypatch):
+    monkeypatch.setenv("RAY_AIR_NEW_OUTPUT", "1")
+    monkeypatch.delenv("TUNE_DISABLE_SIGINT_HANDLER", raising=False)
+    with tune_environment():
+        assert os.environ["TUNE_DISABLE_SIGINT_HANDLER"] == "1"
+        assert os.environ["RAY_AIR_NEW_OUTPUT"] == "0"
+    assert "TUNE_DISABLE_SIGINT_HANDLER" not in os.environ
+    assert os.environ["RAY_AIR_NEW_OUTPUT"] == "1"
+
+
+def test_gpus_per_trial(monkeypatch):
+    assert RayOptions(trial_gpus=0.25).gpus_per_trial("cpu") == 0.25  # as given
+    assert RayOptions().gpus_per_trial("cpu") == 0.0
+    assert RayOptions().gpus_per_trial("auto") == 0.0  # this Ray has no GPU
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 8.0, "GPU": 2.0})
+    assert RayOptions().gpus_per_trial("auto") == 1.0
+    assert RayOptions().gpus_per_trial("cuda:1") == 1.0
+    assert RayOptions().gpus_per_trial("cpu") == 0.0
+    assert RayOptions().gpus_per_trial("mps") == 0.0
+    with pytest.raises(ConfigError, match="trial_gpus=-1"):
+        RayOptions(trial_gpus=-1)
