@@ -154,6 +154,24 @@ def tune_environment() -> Iterator[None]:
                 os.environ[key] = value
 
 
+def work_in(folder: str) -> None:
+    """Change to the driver's working folder: relative paths as in the notebook.
+
+    Tune starts each trial in a folder of its own; back in the driver's folder, relative paths
+    (``runs/latest``, the store, a weights file) mean what they mean to the notebook.
+
+    Raises:
+        ConfigError: this node has no such folder (a cluster without a shared filesystem).
+    """
+    if not Path(folder).is_dir():
+        raise ConfigError(
+            f"The working folder {folder} of the notebook is not there on node "
+            f"{socket.gethostname()}: every Ray node must see the project's folders at the same "
+            "paths (a shared filesystem)."
+        )
+    os.chdir(folder)
+
+
 def open_store_here(kind: type[TileStoreLike], path: str) -> TileStoreLike:
     """Open the tile store at ``path`` on this node, or say which node cannot read it.
 
@@ -180,6 +198,9 @@ def _trainable(
     import torch
 
     job, options = jobs[spec["trial"]], dict(options)
+    work_in(
+        job["cwd"]
+    )  # Tune starts a trial in a folder of its own: relative paths as the driver's
     torch.set_num_threads(max(1, int(job["threads"])))
     callbacks = list(options.pop("callbacks", ()))
     if not any(isinstance(c, ReportValidation) for c in callbacks):
@@ -219,6 +240,7 @@ def run_on_ray(
             "trial_dir": str(d),
             "config": c.to_dict(),
             "threads": ray.trial_cpus,
+            "cwd": os.getcwd(),
         }
         for d, c in jobs
     }
@@ -232,7 +254,10 @@ def run_on_ray(
         if asha
         else FIFOScheduler()
     )
-    where = (type(store), str(store.path))  # each worker reopens it: type(store)(store.path)
+    where = (
+        type(store),
+        str(Path(store.path).resolve()),
+    )  # each worker reopens it: type(store)(store.path)
     trainable = tune.with_parameters(
         _trainable, jobs=table, store=where, options=options, run_trial=run_trial
     )

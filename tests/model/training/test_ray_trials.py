@@ -23,6 +23,7 @@ from model.training.ray_trials import (
     TrialProgress,
     open_store_here,
     tune_environment,
+    work_in,
 )
 from model.training.results import best_trial
 from model.training.trial_logs import log_versions
@@ -291,3 +292,20 @@ def test_gpus_per_trial(monkeypatch):
     assert RayOptions().gpus_per_trial("mps") == 0.0
     with pytest.raises(ConfigError, match="trial_gpus=-1"):
         RayOptions(trial_gpus=-1)
+
+
+@pytest.mark.slow
+def test_relative_paths_mean_what_they_mean_to_the_driver(store, base, tmp_path, monkeypatch):
+    # Tune starts each trial in a folder of its own; the notebook's paths are relative
+    monkeypatch.chdir(tmp_path)
+    options = RayOptions(trial_cpus=2)
+    results = run_grid(base, {"lr": [1e-3]}, store, "runs/latest", ray=options, **FAST)
+    assert results.loc[0, "status"] == "done", results.loc[0, "error"]
+    trial = tmp_path / "runs" / "latest" / "trials" / results.loc[0, "trial"]
+    assert (trial / "summary.json").is_file()
+    assert (tmp_path / "runs" / "latest" / "best.ckpt").is_file()
+
+
+def test_a_node_without_the_working_folder_names_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"working folder .*missing of the notebook is not there on node"):
+        work_in(str(tmp_path / "missing"))
