@@ -307,5 +307,7 @@ def test_relative_paths_mean_what_they_mean_to_the_driver(store, base, tmp_path,
 
 
 def test_a_node_without_the_working_folder_names_it(tmp_path):
-    with pytest.raises(ConfigError, match=r"working folder .*missing of the notebook is not there on node"):
+    with pytest.raises(
+        ConfigError, match=r"working folder .*missing of the notebook is not there on node"
+    ):
         work_in(str(tmp_path / "missing"))
