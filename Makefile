@@ -1,6 +1,6 @@
 # Entry points: `make run` (the notebook on the default data, headless), `make lab` (JupyterLab on
 # the notebook) and `make test` (lint + tests). Each creates .venv and installs requirements.txt on
-# first use (Ray Tune included: the notebook's trials run on an embedded Ray); `make lab` and
+# first use (Ray Tune included, for engine="ray"); `make lab` and
 # `make test` add requirements-lab.txt (JupyterLab, widgets, Bokeh).
 SHELL := /bin/bash
 PYTHON ?= python3

@@ -83,7 +83,7 @@ class RunParameters(StoreParameters):
     accelerator: Accelerator = param("auto", "auto | cpu | gpu | cuda | mps", o.choice(*get_args(Accelerator)))
     precision: Precision = param("auto", "auto (bf16 on CPUs with AMX/AVX-512 BF16 and on bf16 GPUs, else 32) | 32 | 16-mixed | bf16-mixed", o.choice(*get_args(Precision)))
     pretrain_steps: int = param(0, "self-supervised pretraining steps of the backbone on the train and val tiles before the grid (0: off; off in smoke runs)", o.non_negative_int)
-    engine: str = param("ray", "where the trials run: ray (Ray Tune, embedded on this machine unless ray_address is set; the four below) | local (one after another in this process, no Ray)", o.choice("ray", "local"))
+    engine: str = param("local", "where the trials run: local (one after another in this process) | ray (Ray Tune, embedded on this machine unless ray_address is set; the four below)", o.choice("local", "ray"))
     trial_cpus: float = param(2.0, "CPUs per trial on Ray (its torch threads)", o.positive_float)
     trial_gpus: float | str = param("auto", "GPUs per trial on Ray; auto: 1 when Ray has a GPU and accelerator is not cpu, else 0; 0.25: four trials share a GPU", o.or_auto(o.non_negative_float))
     max_concurrent_trials: int = param(1, "trials running at once on Ray", o.positive_int)

@@ -13,7 +13,7 @@ import importlib, json, os, pkgutil, warnings
 # third-party libraries first: what they set on import is theirs, not ours
 for name in ("torch", "torchvision", "pytorch_lightning", "rasterio", "astropy.io.fits",
              "astropy.wcs", "pandas", "matplotlib.figure", "geopandas", "torchmetrics",
-             "bokeh.plotting", "bokeh.models", "bokeh.layouts"):
+             "bokeh.plotting", "bokeh.models", "bokeh.layouts", "ray", "ray.tune"):
     importlib.import_module(name)
 env, filters = dict(os.environ), list(warnings.filters)
 imported = []

@@ -199,9 +199,9 @@ def settled(folder, quiet_s, within_s):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])
-def test_a_search_whose_driver_is_stopped_resumes(store, base, tmp_path, stop):
-    """Kill (or Ctrl-C) the driver while the second trial trains; the next call finishes it."""
+def test_a_search_whose_driver_is_killed_resumes(store, base, tmp_path):
+    """Kill the driver (``kill -9``) while the second trial trains; the next call finishes it."""
+    stop = signal.SIGKILL
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
     out = tmp_path / "out"
@@ -229,9 +229,7 @@ def test_a_search_whose_driver_is_stopped_resumes(store, base, tmp_path, stop):
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # Ray agents a killed driver leaves behind
-    assert proc.returncode != 0
-    if stop == signal.SIGINT:
-        assert b"KeyboardInterrupt" in err  # not Tune's "graceful" end
+    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
     (done,) = (p.parent for p in out.glob("trials/*/summary.json"))
     (cut,) = (p for p in out.glob("trials/*") if p != done and p.is_dir())
     assert (cut / "checkpoints" / "last.ckpt").is_file()
