@@ -23,6 +23,7 @@ that need pixels (nodata fraction) run, and removed tiles are compacted out of t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -57,6 +58,7 @@ from tiling.store.format import (
 )
 from tiling.store.lock import BuildLock, lock_path
 from tiling.store.npyfile import compact_rows
+from tiling.store.ray_reader import read_on_ray
 from tiling.store.reader import read_into_arrays
 from tiling.store.space import make_folder
 from tiling.store.stats import band_stats
@@ -307,8 +309,9 @@ def _select_tiles(
     tiles = _number_rows(tiles[keep])
     check_split_counts(tiles, boxes, rasters, params)
     tiles["nodata_fraction"] = read_into_arrays(
-        folder, tiles, rasters, params["tile_size"], params["overlap"], workers, ray_address
-    )
+        folder, tiles, rasters, params["tile_size"], params["overlap"], workers,
+        read=None if ray_address is None else functools.partial(read_on_ray, address=ray_address),
+    )  # fmt: skip
     check_nodata_rasters(tiles, rasters)
     keep, report_post = apply_tile_filters(tiles, boxes, post, seed)
     report = pd.concat([report, report_post], ignore_index=True)

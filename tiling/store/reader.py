@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -446,7 +446,7 @@ def read_into_arrays(
     tile_size: int,
     overlap: int,
     workers: int,
-    ray_address: str | None = None,
+    read: Callable[[Sequence[RasterJob], int], list[np.ndarray]] | None = None,
 ) -> np.ndarray:
     """Create ``folder/tiles_<k>.npy`` for every raster and fill it with :func:`read_tiles`.
 
@@ -457,8 +457,9 @@ def read_into_arrays(
         rasters: per array k, ``path``, ``count``, ``dtype``, ``nodata`` (``meta["rasters"]``).
         tile_size, overlap: the grid's parameters.
         workers: reader processes (0: this process); on Ray, of each raster's task.
-        ray_address: a Ray cluster (``"auto"``, ``"host:6379"``): one Ray task per raster
-            (:mod:`tiling.store.ray_reader`); None reads here.
+        read: ``read(jobs, workers)`` fills the files and returns the nodata fractions:
+            :func:`read_tiles` (None, the default) or, on a cluster,
+            :func:`tiling.store.ray_reader.read_on_ray` with its address bound.
 
     Returns:
         ``float32[len(tiles)]`` nodata fraction of each tile, in the order of ``tiles``.
@@ -470,12 +471,7 @@ def read_into_arrays(
         out = create_tile_array(folder, k, info["dtype"], shape)
         offsets = rows[["row", "col"]].to_numpy(np.int64).reshape(-1, 2)
         jobs.append(RasterJob(info["path"], str(out), offsets, tile_size, overlap, info["nodata"]))
-    if ray_address is None:
-        fractions = read_tiles(jobs, workers)
-    else:
-        from tiling.store.ray_reader import read_on_ray  # imports Ray
-
-        fractions = read_on_ray(jobs, workers, ray_address)
+    fractions = (read or read_tiles)(jobs, workers)
     out_frac = np.zeros(len(tiles), dtype=np.float32)
     arrays = tiles["array"].to_numpy()
     for k, frac in enumerate(fractions):
