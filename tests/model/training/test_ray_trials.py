@@ -203,8 +203,17 @@ def settled(folder, quiet_s, within_s):
             state, since = now, time.monotonic()
 
 
+CTRL_C = pytest.param(
+    signal.SIGINT,
+    marks=pytest.mark.skipif(
+        os.environ.get("RAY_CTRL_C_TEST") != "1",
+        reason="a third embedded Ray in the suite; RAY_CTRL_C_TEST=1 runs it (README)",
+    ),
+)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("stop", [signal.SIGKILL])  # SIGINT: see README "Beyond one machine"
+@pytest.mark.parametrize("stop", [signal.SIGKILL, CTRL_C])
 def test_a_search_whose_driver_is_stopped_resumes(store, base, tmp_path, stop):
     """Kill the driver while the second trial trains; the next call finishes the search."""
     script = tmp_path / "driver.py"
@@ -237,7 +246,8 @@ def test_a_search_whose_driver_is_stopped_resumes(store, base, tmp_path, stop):
     if stop == signal.SIGKILL:
         assert proc.returncode == -signal.SIGKILL
     else:  # KeyboardInterrupt out of the search, not Tune's "graceful" end
-        assert proc.returncode == 1 and b"KeyboardInterrupt" in err, err.decode()[-2000:]
+        # an uncaught KeyboardInterrupt ends Python with SIGINT (returncode -2)
+        assert proc.returncode == -signal.SIGINT and b"KeyboardInterrupt" in err
     (done,) = (p.parent for p in out.glob("trials/*/summary.json"))
     (cut,) = (p for p in out.glob("trials/*") if p != done and p.is_dir())
     assert (cut / "checkpoints" / "last.ckpt").is_file()
