@@ -67,3 +67,14 @@ def make_geotiff(tmp_path: Path):
         return write_geotiff(tmp_path / name, array, **kwargs)  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture(scope="module")
+def embedded_ray():
+    """One embedded Ray with 2 CPUs for a test module (a start costs seconds); the code under
+    test joins it (``ray_session`` or ``ray_address="auto"``) instead of starting its own."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()

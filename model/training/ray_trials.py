@@ -193,14 +193,13 @@ def _trainable(
     store: tuple[type[TileStoreLike], str],
     options: dict[str, Any],
     run_trial: RunTrial,
+    cwd: str,
 ) -> None:
-    """One Tune trial: ``run_trial`` (the grid's) of job ``spec["trial"]``."""
+    """One Tune trial: ``run_trial`` (the grid's) of job ``spec["trial"]``, in folder ``cwd``."""
     import torch
 
     job, options = jobs[spec["trial"]], dict(options)
-    work_in(
-        job["cwd"]
-    )  # Tune starts a trial in a folder of its own: relative paths as the driver's
+    work_in(cwd)  # Tune starts a trial in a folder of its own: relative paths as the driver's
     torch.set_num_threads(max(1, int(job["threads"])))
     callbacks = list(options.pop("callbacks", ()))
     if not any(isinstance(c, ReportValidation) for c in callbacks):
@@ -240,7 +239,6 @@ def run_on_ray(
             "trial_dir": str(d),
             "config": c.to_dict(),
             "threads": ray.trial_cpus,
-            "cwd": os.getcwd(),
         }
         for d, c in jobs
     }
@@ -254,12 +252,10 @@ def run_on_ray(
         if asha
         else FIFOScheduler()
     )
-    where = (
-        type(store),
-        str(Path(store.path).resolve()),
-    )  # each worker reopens it: type(store)(store.path)
+    # each worker reopens the store: type(store)(path)
+    where = (type(store), str(Path(store.path).resolve()))
     trainable = tune.with_parameters(
-        _trainable, jobs=table, store=where, options=options, run_trial=run_trial
+        _trainable, jobs=table, store=where, options=options, run_trial=run_trial, cwd=os.getcwd()
     )
     accelerator = getattr(options.get("run"), "accelerator", "auto")
     resources = {"cpu": ray.trial_cpus, "gpu": ray.gpus_per_trial(accelerator)}

@@ -35,12 +35,7 @@ ROOT = Path(__file__).resolve().parents[3]
 FAST = {"max_epochs": 2, "limit_batches": 2, "enable_progress_bar": False}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def embedded_ray():
-    """One Ray for the module (a start costs seconds); run_grid joins it instead of starting."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("embedded_ray")
 
 
 @pytest.fixture(scope="module")

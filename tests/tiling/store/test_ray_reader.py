@@ -3,7 +3,6 @@
 import numpy as np
 import pandas as pd
 import pytest
-import ray
 
 from tests.tiling.store.test_build import make_catalog, make_raster
 from tiling.errors import TilingError
@@ -16,12 +15,7 @@ from tiling.store.tile_filters import max_nodata_fraction
 TILE, OVERLAP = 64, 16
 
 
-@pytest.fixture(scope="module", autouse=True)
-def embedded_ray():
-    """One Ray for the module; ``ray_address="auto"`` then joins it."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+pytestmark = pytest.mark.usefixtures("embedded_ray")
 
 
 @pytest.fixture(scope="module")
