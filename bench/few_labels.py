@@ -12,14 +12,17 @@ diameter filter, and :func:`model.evaluate.evaluate_catalog` (box IoU >= 0.5).
 Columns: ``AP`` (all-point AP@0.5 of the whole test raster), ``F1`` (best F1 over score
 thresholds) and its threshold ``thr``, ``R@P0.7`` (the highest recall at precision >= 0.7, 0 when
 precision never reaches 0.7), ``train_s`` (seconds of training, pretraining included) and
-``steps`` (detector steps). Variants:
+``steps`` (detector steps); ``thr_val`` (the threshold stored in the checkpoint for these views,
+chosen on the validation tiles: what the notebook and ``raster-detect predict`` use) and
+``P@val``, ``R@val``, ``F1@val`` of the catalogue at it. Variants:
 
 - ``defaults``: the notebook's defaults (recipe ``default``);
 - ``copy_paste``, ``mosaic``, ``object_mix``: the recipes of :mod:`augment.object_level`;
 - ``pretrain``: self-supervised pretraining of the backbone on the store's train and val tiles
   (:mod:`model.pretrain`), then detector training with the steps that the pretraining's time left,
   so that the total time matches ``defaults``;
-- ``defaults+flips`` (``--tta``, default ``flips``): the ``defaults`` checkpoint scored with
+- ``tile_norm``: ``input_norm="tile"`` (each window normalised by its own mean and std);
+- ``<variant>+flips`` (``--tta``, default ``flips``): the variant's checkpoint scored with
   test-time augmentation (the notebook's default prediction), no training of its own.
 
 Run (budget: ``--steps`` per configuration; the table is printed and written to
@@ -46,6 +49,7 @@ import torch
 from bench.few_labels_data import Case, crater_cases, tree_case
 from model.evaluate import evaluate_catalog
 from model.inference import predict_raster
+from model.inference.predict import choose_score_thresh
 from model.parameters import RunParameters
 from model.training import run_grid
 from tiling.catalog import filters, read_catalogs
@@ -59,6 +63,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "mosaic": {"augment": "mosaic"},
     "object_mix": {"augment": "object_mix"},
     "pretrain": {"pretrain": True},
+    "tile_norm": {"input_norm": "tile"},
 }
 
 
@@ -105,7 +110,8 @@ def train(args: argparse.Namespace, case: Case, name: str, store: Any, step_s: f
         if np.isfinite(step_s):  # the defaults' time per step: same total time
             steps = max(args.steps - round(pre_s / step_s), args.steps // 4)
     p = parameters(args, case, steps)
-    p = dataclasses.replace(p, augment=variant.get("augment", p.augment), weights=weights)
+    changes = {k: v for k, v in variant.items() if k != "pretrain"}  # RunParameters fields
+    p = dataclasses.replace(p, **changes, weights=weights)
     arguments = p.grid_arguments()
     results = run_grid(store=store, output_dir=out, enable_progress_bar=False, **arguments)
     row = results.iloc[0]
@@ -119,7 +125,12 @@ def train(args: argparse.Namespace, case: Case, name: str, store: Any, step_s: f
 def score(
     args: argparse.Namespace, case: Case, checkpoint: Path, tta: str | None = None
 ) -> dict[str, float]:
-    """AP, best F1 and its threshold, recall at precision 0.7 on the case's test raster."""
+    """AP, best F1 and its threshold, recall at precision 0.7 on the case's test raster.
+
+    Also ``thr_val``, the threshold stored in the checkpoint for predictions with ``tta`` (chosen
+    on the validation tiles, as the notebook and ``raster-detect predict`` use it), and ``P@val``,
+    ``R@val``, ``F1@val`` of the catalogue at it: what a user gets without choosing a threshold.
+    """
     lo, hi = case.diameters
     images, datasets = case.folder("test")
     truth = read_catalogs(images, datasets, columns=case.columns, min_diameter=lo, max_diameter=hi)
@@ -130,7 +141,12 @@ def score(
     )  # fmt: skip
     pred = pred[(pred["width"] > 0) & (pred["height"] > 0)]  # an untrained model's slivers
     pred = filters.apply_filters(pred, filters.min_diameter(lo), filters.max_diameter(hi))
-    return curve_metrics(evaluate_catalog(pred, catalog, iou=0.5).pr_curve, len(catalog))
+    metrics = curve_metrics(evaluate_catalog(pred, catalog, iou=0.5).pr_curve, len(catalog))
+    # what a user's catalogue holds: the detections at the threshold stored for these views
+    thresh, _ = choose_score_thresh("auto", checkpoint, tta=tta)  # type: ignore[arg-type]
+    kept = evaluate_catalog(pred[pred["score"] >= thresh], catalog, iou=0.5).summary
+    return {**metrics, "thr_val": thresh, "P@val": kept["precision"], "R@val": kept["recall"],
+            "F1@val": kept["f1"]}  # fmt: skip
 
 
 def curve_metrics(curve: pd.DataFrame, n_truth: int) -> dict[str, float]:
@@ -214,11 +230,11 @@ def main() -> None:
             rows.append({"data": case.name, "N": case.n_train, "variant": name, **metrics,
                          "train_s": trained["train_s"], "steps": trained["steps"]})  # fmt: skip
             print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.3f"), flush=True)
-            if name == "defaults" and args.tta != "none":  # the same checkpoint, TTA views
+            if args.tta != "none":  # the same checkpoint, TTA views
                 start = time.perf_counter()
                 metrics = score(args, case, trained["checkpoint"], args.tta)
                 metrics["score_s"] = time.perf_counter() - start
-                rows.append({**rows[-1], "variant": f"defaults+{args.tta}", **metrics})
+                rows.append({**rows[-1], "variant": f"{name}+{args.tta}", **metrics})
                 print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.3f"))
     table = pd.DataFrame(rows)
     table.to_csv(args.work / "few_labels.csv", index=False)

@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 Backbone = Literal["resnet18", "resnet34", "resnet50", "mobilenet_v3_large"]
 Norm = Literal["group", "batch"]
 InputStretch = Literal["none", "linear", "asinh", "log", "zscale"]  # tiling.radiometry.stretch
+InputNorm = Literal["dataset", "tile"]  # model.network.factory.NoResizeTransform
 Optimizer = Literal["adamw", "sgd"]
 Scheduler = Literal["none", "cosine", "onecycle"]
 Count = Annotated[int, Range(1)]  # an integer >= 1
@@ -120,6 +121,7 @@ class ModelConfig:
     input_stretch: InputStretch = "none"  # none | linear | asinh | log | zscale: curve to [0, 1]
     stretch_a: Annotated[float, Range(0.0, 1e6, open_low=True)] | None = None  # asinh/log `a`
     stretch_params: dict[str, Any] | None = None  # fitted Stretch.to_dict(): kind, low/high [C] raw
+    input_norm: InputNorm = "dataset"  # dataset: image_mean/std | tile: each window's own mean/std
     # --- loss and post-processing --------------------------------------------------------------
     focal_alpha: Fraction = 0.25  # focal-loss weight of positives
     focal_gamma: Annotated[float, Range(0.0, 10.0)] = 2.0  # focal-loss focusing exponent

@@ -18,7 +18,7 @@ from typing import Any, get_args
 
 import yaml
 
-from model.config import Backbone, InputStretch, ModelConfig, Norm, Scheduler
+from model.config import Backbone, InputNorm, InputStretch, ModelConfig, Norm, Scheduler
 from model.ray_options import RayOptions
 from model.run_config import Accelerator, Precision, RunConfig
 from model.training.search import RANGES
@@ -68,6 +68,7 @@ class RunParameters(StoreParameters):
     empty_weight: float = param(0.1, "sampling weight of an empty tile relative to one with objects", o.non_negative_float)
     backbone: Backbone = param("resnet18", "resnet18 | resnet34 | resnet50 | mobilenet_v3_large", o.choice(*get_args(Backbone)))
     input_stretch: InputStretch = param("none", "model input stretch: none | linear | asinh | log | zscale (HDR data)", o.choice(*get_args(InputStretch)))
+    input_norm: InputNorm = param("dataset", "model input normalisation: dataset (the training tiles' mean and std) | tile (each window's own mean and std: rasters of other brightness or contrast than the training ones)", o.choice(*get_args(InputNorm)))
     norm: Norm = param("group", "group (GroupNorm in backbone and heads) | batch", o.choice(*get_args(Norm)))
     fpn_channels: int = param(128, "channels of the FPN and heads (torchvision uses 256)", o.positive_int)
     weights: str | None = param(None, "local weights file (state dict or checkpoint); null trains from scratch", o.optional(o.text))
@@ -79,12 +80,14 @@ class RunParameters(StoreParameters):
     grid: dict[str, list[Any]] = param({"lr": [1e-3]}, "hyperparameter grid: ModelConfig field -> values (each trial: steps_per_trial)", o.mapping(o.text, grid_values))
     search: str = param("grid", "grid (every combination of the lists) | random (num_samples draws; ranges such as {loguniform: [1e-4, 3e-3]} allowed)", o.choice("grid", "random"))
     num_samples: int = param(8, "trials of a random search", o.positive_int)
+    select: str = param("val", "how trials are compared: val (the validation blocks) | kfold (mean over folds spatial folds of the train and val blocks, the best trained again: folds + 1 trainings per trial, for small data sets)", o.choice("val", "kfold"))
+    folds: int = param(3, "spatial folds of the kfold selection", o.positive_int)
     max_minutes_per_trial: float | None = param(20.0, "guard only: a trial still training after this stops, marked truncated (null: none)", o.optional(o.positive_float), unit="minutes")
     accelerator: Accelerator = param("auto", "auto | cpu | gpu | cuda | mps", o.choice(*get_args(Accelerator)))
     precision: Precision = param("auto", "auto (bf16 on CPUs with AMX/AVX-512 BF16 and on bf16 GPUs, else 32) | 32 | 16-mixed | bf16-mixed", o.choice(*get_args(Precision)))
     pretrain_steps: int = param(0, "self-supervised pretraining steps of the backbone on the train and val tiles before the grid (0: off; off in smoke runs)", o.non_negative_int)
-    engine: str = param("local", "where the trials run: local (one after another in this process) | ray (Ray Tune, embedded on this machine unless ray_address is set; the four below)", o.choice("local", "ray"))
-    trial_cpus: float = param(2.0, "CPUs per trial on Ray (its torch threads)", o.positive_float)
+    engine: str = param("ray", "where the trials run: ray (Ray Tune, embedded on this machine unless ray_address is set; the four below) | local (one after another in this process, without Ray)", o.choice("ray", "local"))
+    trial_cpus: float | str = param(2.0, "CPUs per trial on Ray (its torch threads, as threads is for the local engine); auto: the largest node's cores shared by max_concurrent_trials", o.or_auto(o.positive_float))
     trial_gpus: float | str = param("auto", "GPUs per trial on Ray; auto: 1 when Ray has a GPU and accelerator is not cpu, else 0; 0.25: four trials share a GPU", o.or_auto(o.non_negative_float))
     max_concurrent_trials: int = param(1, "trials running at once on Ray", o.positive_int)
     tune_scheduler: str = param("fifo", "fifo (every trial to its budget) | asha (stop trials trailing at a validation)", o.choice("fifo", "asha"))
@@ -122,6 +125,7 @@ class RunParameters(StoreParameters):
             backbone=self.backbone,
             norm=self.norm,
             input_stretch=self.input_stretch,
+            input_norm=self.input_norm,
             fpn_channels=self.fpn_channels,
             weights=self.weights,
             batch_size=self.batch_size,
@@ -141,6 +145,7 @@ class RunParameters(StoreParameters):
             backbone=self.backbone,
             norm=self.norm,
             input_stretch=self.input_stretch,
+            input_norm=self.input_norm,
             fpn_channels=self.fpn_channels,
             weights=self.weights,
             seed=self.seed,
@@ -169,6 +174,9 @@ class RunParameters(StoreParameters):
             "ray": self.ray_options(),
             "search": self.search,
             "num_samples": self.num_samples,
+            "select": self.select,
+            "folds": self.folds,
+            "tta": None if self.tta == "none" else self.tta,
         }
 
     def ray_options(self) -> RayOptions | None:
@@ -177,7 +185,7 @@ class RunParameters(StoreParameters):
             return None
         return RayOptions(
             address=self.ray_address,
-            trial_cpus=self.trial_cpus,
+            trial_cpus=self.trial_cpus,  # type: ignore[arg-type]  # a float or "auto", checked
             trial_gpus=self.trial_gpus,  # type: ignore[arg-type]  # a float or "auto", checked
             max_concurrent_trials=self.max_concurrent_trials,
             scheduler=self.tune_scheduler,  # type: ignore[arg-type]

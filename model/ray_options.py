@@ -25,6 +25,9 @@ class RayOptions:
         address: None starts an embedded Ray on this machine for the grid (and stops it after);
             ``"auto"`` or ``"host:port"`` joins a running cluster (``ray start --head``).
         trial_cpus: CPUs reserved per trial; its torch threads are set to this (at least 1).
+            ``"auto"``: the CPUs of the cluster's largest node shared by
+            ``max_concurrent_trials`` (:meth:`cpus_per_trial`; on an embedded Ray, this
+            machine's cores). The default, 2, is the local loop's default ``threads``.
         trial_gpus: GPUs per trial; a fraction (0.25) packs several trials on one GPU;
             ``"auto"``: 1 when the Ray cluster has a GPU and the accelerator is not the CPU,
             else 0 (:meth:`gpus_per_trial`).
@@ -37,7 +40,7 @@ class RayOptions:
     """
 
     address: str | None = None
-    trial_cpus: float = 2.0
+    trial_cpus: float | Literal["auto"] = 2.0
     trial_gpus: float | Literal["auto"] = "auto"
     max_concurrent_trials: int = 1
     scheduler: RayScheduler = "fifo"
@@ -45,8 +48,11 @@ class RayOptions:
     num_cpus: int | None = None
 
     def __post_init__(self) -> None:
-        if not self.trial_cpus > 0:
-            raise ConfigError(f"trial_cpus={self.trial_cpus!r} must be > 0 (CPUs per trial).")
+        cpus = self.trial_cpus
+        if cpus != "auto" and not (isinstance(cpus, int | float) and cpus > 0):
+            raise ConfigError(
+                f"trial_cpus={self.trial_cpus!r} must be > 0 (CPUs per trial) or 'auto'."
+            )
         if self.trial_gpus != "auto" and not self.trial_gpus >= 0:
             raise ConfigError(
                 f"trial_gpus={self.trial_gpus!r} must be >= 0 (GPUs per trial) or 'auto'."
@@ -57,6 +63,22 @@ class RayOptions:
             )
         if self.scheduler not in ("fifo", "asha"):
             raise ConfigError(f"scheduler={self.scheduler!r} must be 'fifo' or 'asha'.")
+
+    def cpus_per_trial(self) -> float:
+        """The CPUs each trial (or raster task) reserves; call it where Ray is running.
+
+        ``trial_cpus`` when given as a number; for ``"auto"``, the CPUs of the largest live node
+        divided by ``max_concurrent_trials``, rounded down, at least 1: a trial never asks more
+        than one node has (it could never start), and the trials that run at once share a node.
+        """
+        if self.trial_cpus != "auto":
+            return float(self.trial_cpus)
+        import ray
+
+        largest = max(
+            (n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0
+        )
+        return float(max(1, int(largest // self.max_concurrent_trials)))
 
     def gpus_per_trial(self, accelerator: str = "auto") -> float:
         """The GPUs each trial (or raster task) reserves; call it where Ray is running.

@@ -171,6 +171,6 @@ def _on_ray(
     quiet = {**options, "progress": False}
     with ray_session(ray.address, ray.num_cpus):
         gpus = ray.gpus_per_trial(str(options.get("device", "cpu")))
-        task = ray_api.remote(num_cpus=ray.trial_cpus, num_gpus=gpus)(predict_one)
+        task = ray_api.remote(num_cpus=ray.cpus_per_trial(), num_gpus=gpus)(predict_one)
         refs = [task.remote(checkpoint, p, out_dir, gis, overwrite, quiet) for p in paths]
         return list(ray_api.get(refs))

@@ -28,7 +28,7 @@ from typing import Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
-from torchvision.ops import box_iou
+from torchvision.ops import batched_nms, box_iou
 
 from tiling.errors import ConfigError
 
@@ -112,6 +112,33 @@ def detect_views(model: nn.Module, images: Tensor, tta: TTA) -> list[dict[str, T
             [{**out, "boxes": boxes_from_view(out["boxes"], view, size)} for out in outputs]
         )
     return [fuse_views(list(window), len(all_views)) for window in zip(*per_view, strict=True)]
+
+
+def detect_tiles(
+    model: nn.Module, images: Tensor, tta: TTA | None, nms_thresh: float
+) -> list[dict[str, Tensor]]:
+    """Detections of whole tiles, one pass (``tta=None``) or fused views, as prediction makes them.
+
+    With ``tta`` the fused boxes of each tile get one NMS per label at ``nms_thresh``, the one
+    that whole-raster prediction applies after fusion (clusters may still overlap).
+
+    Args:
+        model: as for :func:`detect_views`.
+        images: FloatTensor[B, C, T, T] tiles.
+        tta: None, ``"flips"`` or ``"d4"``.
+        nms_thresh: IoU of the NMS after fusion.
+
+    Returns:
+        Per tile ``{"boxes" [K, 4] xyxy tile px, "scores" [K], "labels" [K]}``.
+    """
+    if tta is None:
+        return list(model(list(images)))
+    fused = detect_views(model, images, tta)
+    out = []
+    for pred in fused:
+        keep = batched_nms(pred["boxes"], pred["scores"], pred["labels"], nms_thresh)
+        out.append({k: v[keep] for k, v in pred.items()})
+    return out
 
 
 def fuse_views(

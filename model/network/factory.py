@@ -4,7 +4,8 @@ Differences from ``torchvision.models.detection.retinanet_resnet50_fpn``:
 
 - any backbone of :mod:`model.network.backbones` (random init, trainable norm layers, ``in_channels`` bands);
 - no hidden resize: :class:`NoResizeTransform` keeps every image at its size (min/max size are the
-  tile size too) and normalises with the config's per-band mean/std (0/1 when unset), not ImageNet's;
+  tile size too) and normalises with the config's per-band mean/std (0/1 when unset), not ImageNet's,
+  or with each window's own mean/std (``input_norm="tile"``);
 - optional input stretch (``config.input_stretch``): :class:`StretchTransform` maps each raw band
   to ``[0, 1]`` (:meth:`tiling.radiometry.stretch.Stretch.apply`) before that normalisation;
 - anchors from the config (``"auto"`` unresolved falls back to one square anchor per stride);
@@ -47,8 +48,40 @@ from tiling.radiometry.stretch import Stretch
 logger = logging.getLogger(__name__)
 
 
+#: With ``input_norm="tile"``, a window's per-band std is taken as at least this fraction of
+#: ``image_std``: a nearly flat window (dark sky, a lake) is amplified at most 4 times more than
+#: the data set's normalisation would, not blown up to unit variance.
+TILE_STD_FLOOR = 0.25
+
+
 class NoResizeTransform(GeneralizedRCNNTransform):
-    """GeneralizedRCNNTransform that normalises and batches (pads to a multiple of 32) only."""
+    """GeneralizedRCNNTransform that normalises and batches (pads to a multiple of 32) only.
+
+    Normalisation (``input_norm`` of the config): ``"dataset"`` subtracts ``image_mean`` and
+    divides by ``image_std`` (the training tiles' statistics, fixed); ``"tile"`` subtracts each
+    window's own per-band mean and divides by its own per-band std (at least
+    :data:`TILE_STD_FLOOR` x ``image_std``), so that a raster brighter, darker or of other
+    contrast than the training rasters (another site, date, sensor gain) reaches the network as
+    the training tiles did: the result does not change when a band is scaled by ``a > 0`` and
+    shifted by ``b`` (as long as the window's std stays above the floor).
+
+    Args:
+        tile_norm: normalise per window (``input_norm="tile"``).
+        *args, **kwargs: GeneralizedRCNNTransform's.
+    """
+
+    def __init__(self, *args: Any, tile_norm: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tile_norm = tile_norm
+
+    def normalize(self, image: Tensor) -> Tensor:
+        """``[C, H, W]`` normalised per band, by the data set's or the window's statistics."""
+        if not self.tile_norm:
+            return super().normalize(image)
+        std_ref = torch.as_tensor(self.image_std, dtype=image.dtype, device=image.device)
+        mean = image.mean(dim=(-2, -1), keepdim=True)
+        std = image.std(dim=(-2, -1), keepdim=True)
+        return (image - mean) / torch.maximum(std, TILE_STD_FLOOR * std_ref[:, None, None])
 
     def resize(
         self, image: Tensor, target: dict[str, Tensor] | None = None
@@ -253,16 +286,17 @@ def input_transform(config: ModelConfig, mean: list[float], std: list[float]) ->
         config: a validated ModelConfig.
         mean, std: per-band normalisation (raw units, or stretched units with a stretch).
     """
-    size = config.tile_size
+    size, tile_norm = config.tile_size, config.input_norm == "tile"
     if config.input_stretch == "none":
-        return NoResizeTransform(size, size, mean, std)
+        return NoResizeTransform(size, size, mean, std, tile_norm=tile_norm)
     if config.stretch_params is None:
         raise ConfigError(
             f"ModelConfig.input_stretch={config.input_stretch!r} needs stretch_params (per-band "
             "limits); resolve the config first with model.network.data_settings.resolve_config(config, "
             "diameters, band_stats), or set stretch_params to a tiling.radiometry.stretch Stretch.to_dict()."
         )
-    return StretchTransform(size, size, mean, std, Stretch.from_dict(config.stretch_params))
+    stretch = Stretch.from_dict(config.stretch_params)
+    return StretchTransform(size, size, mean, std, stretch, tile_norm=tile_norm)
 
 
 def _head_norm(config: ModelConfig) -> dict[str, Any]:

@@ -48,6 +48,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.multiprocessing.spawn import ProcessException
 
 from model.config import ModelConfig
+from model.inference.tta import TTA
 from model.network.data_settings import resolve_config
 from model.ray_options import RayOptions
 from model.run_config import RUN_FIELDS, RunConfig
@@ -55,7 +56,7 @@ from model.training.datamodule import TileDataModule
 from model.training.module import RetinaNetModule, hook_warning_silenced
 from model.training.results import best_trial, completion, order_columns
 from model.training.search import sample_space
-from model.training.thresholds import trial_columns
+from model.training.thresholds import store_tta_thresholds, trial_columns, trial_device
 from model.training.trainer import TrainTimer, build_trainer
 from model.training.trial_logs import best_row, log_versions, read_trial_metrics
 from tiling.atomic import copy_atomic, write_text_atomic
@@ -253,6 +254,9 @@ def run_grid(
     ray: RayOptions | None = None,
     search: str = "grid",
     num_samples: int = 8,
+    tta: TTA | None = "flips",
+    select: str = "val",
+    folds: int = 3,
     **trainer_kwargs: Any,
 ) -> pd.DataFrame:
     """Train one trial per combination of the grid's values; return the results table.
@@ -280,6 +284,16 @@ def run_grid(
         num_samples: the number of random trials.
         ray: run the unfinished trials on Ray Tune (several at once, ASHA, a cluster:
             :mod:`model.training.ray_trials`); None runs them here, one after another.
+        tta: the test-time augmentation that whole-raster prediction will use: the winner's
+            checkpoint also gets the thresholds chosen on its validation tiles seen that way
+            (``score_thresh_f1_<tta>``, :func:`~model.training.thresholds.store_tta_thresholds`);
+            None: one pass, whose thresholds every trial has.
+        select: how trials are compared: ``"val"`` on the store's validation tiles, or
+            ``"kfold"``: each trial trained on ``folds`` spatial folds of the train and val
+            blocks and ranked by its mean validation mAP@50, the best trained again on the
+            store's own split (:mod:`model.training.kfold`; ``folds + 1`` trainings per
+            trial: for small data sets).
+        folds: the number of folds of ``select="kfold"``.
         **trainer_kwargs: extra ``pl.Trainer`` keywords.
 
     Returns:
@@ -300,6 +314,19 @@ def run_grid(
         )
     store = _open_store(store)
     output_dir = Path(output_dir)
+    if select not in ("val", "kfold"):
+        raise ConfigError(f"select={select!r} must be 'val' or 'kfold'.")
+    if select == "kfold":
+        from model.training.kfold import run_kfold
+
+        arguments = dict(
+            run=run, max_epochs=max_epochs, limit_batches=limit_batches, retry_failed=retry_failed,
+            max_minutes_per_trial=max_minutes_per_trial, enable_progress_bar=enable_progress_bar,
+            data_options=data_options, ray=ray, search=search, num_samples=num_samples, tta=tta,
+        )  # fmt: skip
+        return run_kfold(
+            run_grid, base, grid, store, output_dir, folds, **arguments, **trainer_kwargs
+        )
     combos = search_combos(grid, search, num_samples, base.seed)
     configs = [trial_config(base, params, store) for params in combos]  # fail fast on bad values
     extra = {"store": Path(store.path).name, "max_epochs": max_epochs, "limit": limit_batches}
@@ -329,7 +356,7 @@ def run_grid(
             write_text_atomic(output_dir / "grid_results.csv", table.to_csv(index=False))
     results = order_columns(pd.DataFrame(rows), list(grid))
     if _is_rank_zero():
-        _copy_best(results, output_dir)
+        _copy_best(results, output_dir, store, tta, options["run"].accelerator)
     return results
 
 
@@ -382,13 +409,25 @@ def _open_store(store: TileStoreLike | str | Path) -> TileStoreLike:
     return store
 
 
-def _copy_best(results: pd.DataFrame, output_dir: Path) -> None:
-    """Copy the winner's best checkpoint and config to output_dir (when a trial has a score)."""
+def _copy_best(
+    results: pd.DataFrame,
+    output_dir: Path,
+    store: TileStoreLike,
+    tta: TTA | None,
+    accelerator: str,
+) -> None:
+    """Copy the winner's best checkpoint and config to output_dir (when a trial has a score).
+
+    With ``tta``, the winner's checkpoint first gets the thresholds of TTA predictions.
+    """
     try:
         winner = best_trial(results)
     except RasterDetectError:  # no trial has a score (ConfigError: no metric column at all)
         return
     checkpoint = Path(str(winner["checkpoint"]))
     if checkpoint.is_file():
+        if tta is not None:
+            config = ModelConfig.from_yaml(Path(winner["trial_dir"]) / "config.yaml")
+            store_tta_thresholds(checkpoint, store, config, tta, trial_device(accelerator))
         copy_atomic(checkpoint, output_dir / "best.ckpt")
         copy_atomic(Path(winner["trial_dir"]) / "config.yaml", output_dir / "best_config.yaml")

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from augment import build_transform
 from model.config import ModelConfig
+from model.inference.tta import TTA, detect_tiles
 from model.network.factory import build_retinanet
 from model.training.datamodule import TileDataset
 from model.training.metrics import DetectionMetrics
@@ -232,6 +233,7 @@ def predict_tiles(
     n: int = 8,
     *,
     device: str = "cpu",
+    tta: TTA | None = None,
 ) -> tuple[Tensor, list[dict[str, Tensor]], list[dict[str, Tensor]]]:
     """Detections of a model on ``n`` tiles of a split (tiles with objects first, spread out).
 
@@ -241,6 +243,9 @@ def predict_tiles(
         split: "train", "val" or "test".
         n: number of tiles.
         device: where the model runs.
+        tta: None (one pass), ``"flips"`` or ``"d4"``: the views fused as whole-raster
+            prediction fuses them (:func:`model.inference.tta.detect_tiles`), so the scores
+            match a threshold chosen for that mode.
 
     Returns:
         ``(images FloatTensor[n, C, T, T] raw units, predictions, targets)``: per tile
@@ -264,5 +269,6 @@ def predict_tiles(
     images = torch.stack([dataset.image(i) for i in range(len(dataset))])
     targets = [dataset.target(i) for i in range(len(dataset))]
     net = net.to(device).eval()
-    preds = [{k: v.cpu() for k, v in p.items()} for p in net(list(images.to(device)))]
+    found = detect_tiles(net, images.to(device), tta, float(getattr(net, "nms_thresh", 0.5)))
+    preds = [{k: v.cpu() for k, v in p.items()} for p in found]
     return images, preds, targets

@@ -42,6 +42,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 from ray import tune
+from ray.tune.progress_reporter import ProgressReporter
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from model.config import ModelConfig
@@ -154,6 +155,22 @@ def tune_environment() -> Iterator[None]:
                 os.environ[key] = value
 
 
+class Silent(ProgressReporter):
+    """Tune's progress reporter that reports nothing: :class:`TrialProgress` is the driver's.
+
+    Without a reporter of its own, Tune picks its notebook reporter in a Jupyter kernel, which
+    clears the cell's output when it is created (``clear_output``) and so removed every bar
+    above it, :class:`TrialProgress` included, even at ``verbose=0``.
+    """
+
+    def should_report(self, trials: list, done: bool = False) -> bool:
+        """Never."""
+        return False
+
+    def report(self, trials: list, done: bool, *sys_info: str) -> None:
+        """Nothing (never called: :meth:`should_report` says no)."""
+
+
 def work_in(folder: str) -> None:
     """Change to the driver's working folder: relative paths as in the notebook.
 
@@ -234,14 +251,8 @@ def run_on_ray(
     if not jobs:
         return {}
     asha = ray.scheduler == "asha"
-    table = {
-        d.name: {
-            "trial_dir": str(d),
-            "config": c.to_dict(),
-            "threads": ray.trial_cpus,
-        }
-        for d, c in jobs
-    }
+    cpus = ray.cpus_per_trial()
+    table = {d.name: {"trial_dir": str(d), "config": c.to_dict(), "threads": cpus} for d, c in jobs}
     scheduler = (
         ASHAScheduler(
             time_attr="training_iteration",
@@ -258,7 +269,7 @@ def run_on_ray(
         _trainable, jobs=table, store=where, options=options, run_trial=run_trial, cwd=os.getcwd()
     )
     accelerator = getattr(options.get("run"), "accelerator", "auto")
-    resources = {"cpu": ray.trial_cpus, "gpu": ray.gpus_per_trial(accelerator)}
+    resources = {"cpu": cpus, "gpu": ray.gpus_per_trial(accelerator)}
     output_dir = Path(jobs[0][0]).parent.parent
     progress = TrialProgress(len(table))
     tuner = tune.Tuner(
@@ -277,6 +288,7 @@ def run_on_ray(
             storage_path=str((output_dir / "ray").resolve()),
             verbose=0,
             callbacks=[progress],
+            progress_reporter=Silent(),
         ),
     )
     outcome: dict[str, str] = {}

@@ -10,6 +10,7 @@ from model.inference.predict import predict_raster
 from model.inference.tta import (
     boxes_from_view,
     boxes_to_view,
+    detect_tiles,
     detect_views,
     fuse_views,
     view_images,
@@ -112,3 +113,26 @@ def test_whole_raster_with_tta_equals_one_pass_for_an_equivariant_detector(tmp_p
     assert fused["score"].to_numpy() == pytest.approx(plain["score"].to_numpy(), abs=1e-6)
     with pytest.raises(ConfigError, match="use None, 'flips' or 'd4'"):
         predict_raster(DiscDetector(), path, tta="all", **KW)  # type: ignore[arg-type]
+
+
+class NestedBoxes(torch.nn.Module):
+    """Every image: a 16 x 16 box centred in a 32 px tile at 0.9, and a shorter one inside it."""
+
+    def forward(self, images):
+        boxes = torch.tensor([[8.0, 8.0, 24.0, 24.0], [8.0, 8.0, 24.0, 21.0]])
+        scores, labels = torch.tensor([0.9, 0.6]), torch.tensor([0, 0])
+        return [{"boxes": boxes, "scores": scores, "labels": labels} for _ in images]
+
+
+def test_tiles_get_the_nms_of_prediction_after_fusion():
+    images = torch.zeros(2, 1, T, T)
+    one_pass = detect_tiles(NestedBoxes(), images, None, nms_thresh=0.5)
+    assert [len(p["boxes"]) for p in one_pass] == [2, 2]  # the model's own output, as it is
+    fused = detect_views(NestedBoxes(), images, "flips")
+    assert [len(p["boxes"]) for p in fused] == [2, 2]  # two clusters, IoU 0.81 apart
+    kept = detect_tiles(NestedBoxes(), images, "flips", nms_thresh=0.5)
+    for tile in kept:  # the weaker cluster suppressed, as the merger's NMS would
+        assert tile["boxes"].tolist() == [[8.0, 8.0, 24.0, 24.0]]
+        assert tile["scores"].tolist() == pytest.approx([0.9])
+    loose = detect_tiles(NestedBoxes(), images, "flips", nms_thresh=0.9)
+    assert [len(p["boxes"]) for p in loose] == [2, 2]

@@ -109,6 +109,27 @@ def test_no_stretch_is_the_plain_normalising_transform_bit_for_bit():
     assert torch.equal(batch.tensors, torch.stack([(i - mean) / std for i in images]))
 
 
+def test_tile_normalisation_ignores_each_bands_brightness_and_contrast():
+    config = _config(in_channels=3, image_mean=[100.0] * 3, image_std=[20.0] * 3)
+    per_tile = build_retinanet(config.replace(input_norm="tile")).eval()
+    per_set = build_retinanet(config).eval()
+    torch.manual_seed(1)
+    image = 100 + 25 * torch.randn(3, TILE, TILE)  # std 25 per band: above the floor (5)
+    other_site = (
+        image * torch.tensor([0.6, 1.3, 0.8])[:, None, None]
+        + torch.tensor([-30.0, 12, 5])[:, None, None]
+    )
+    a, b = per_tile.transform([image, other_site])[0].tensors
+    assert torch.allclose(a, b, atol=1e-4)  # the same input to the network
+    assert a.mean(dim=(-2, -1)).abs().max() < 1e-4
+    assert torch.allclose(a.std(dim=(-2, -1)), torch.ones(3), atol=1e-4)
+    c, d = per_set.transform([image, other_site])[0].tensors
+    assert (c - d).abs().mean() > 0.5  # what the data set's statistics give
+    flat = 100 + 0.5 * torch.randn(3, TILE, TILE)  # std 0.5: divided by the floor, 0.25 x 20
+    (e,) = per_tile.transform([flat])[0].tensors
+    assert torch.allclose(e.std(dim=(-2, -1)), torch.full((3,), 0.1), atol=0.01)
+
+
 # one band 0..40,000 ADU with a sky of ~200; a second band on another scale
 RAW = torch.tensor(
     [

@@ -25,6 +25,7 @@ samples_per_epoch: 4
 grid: {{lr: [1e-3]}}
 max_minutes_per_trial: null
 accelerator: cpu
+engine: local
 """
 
 

@@ -1,6 +1,7 @@
 """A grid's trials on Ray Tune (embedded Ray, 2 CPUs): concurrency, failures, ASHA, resume."""
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -305,11 +306,30 @@ def test_gpus_per_trial(monkeypatch):
         RayOptions(trial_gpus=-1)
 
 
+def test_cpus_per_trial(monkeypatch):
+    assert RayOptions(trial_cpus=1.5).cpus_per_trial() == 1.5  # as given
+    assert RayOptions().cpus_per_trial() == 2.0  # the default, as the local loop's threads
+    auto = functools.partial(RayOptions, trial_cpus="auto")
+    assert auto().cpus_per_trial() == 2.0  # this Ray's 2 CPUs, one trial at a time
+    assert auto(max_concurrent_trials=2).cpus_per_trial() == 1.0
+    assert auto(max_concurrent_trials=3).cpus_per_trial() == 1.0  # at least one
+    nodes = [
+        {"Alive": True, "Resources": {"CPU": 16.0, "GPU": 1.0}},
+        {"Alive": True, "Resources": {"CPU": 4.0}},
+        {"Alive": False, "Resources": {"CPU": 64.0}},  # a dead node offers nothing
+    ]
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    assert auto().cpus_per_trial() == 16.0  # never more than one node has
+    assert auto(max_concurrent_trials=3).cpus_per_trial() == 5.0
+    with pytest.raises(ConfigError, match="trial_cpus='many'"):
+        RayOptions(trial_cpus="many")  # type: ignore[arg-type]
+
+
 @pytest.mark.slow
 def test_relative_paths_mean_what_they_mean_to_the_driver(store, base, tmp_path, monkeypatch):
     # Tune starts each trial in a folder of its own; the notebook's paths are relative
     monkeypatch.chdir(tmp_path)
-    options = RayOptions(trial_cpus=2)
+    options = RayOptions(trial_cpus="auto")  # all of this Ray's CPUs for the trial
     results = run_grid(base, {"lr": [1e-3]}, store, "runs/latest", ray=options, **FAST)
     assert results.loc[0, "status"] == "done", results.loc[0, "error"]
     trial = tmp_path / "runs" / "latest" / "trials" / results.loc[0, "trial"]
