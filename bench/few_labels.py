@@ -12,8 +12,8 @@ diameter filter, and :func:`model.evaluate.evaluate_catalog` (box IoU >= 0.5).
 Columns: ``AP`` (all-point AP@0.5 of the whole test raster), ``F1`` (best F1 over score
 thresholds) and its threshold ``thr``, ``R@P0.7`` (the highest recall at precision >= 0.7, 0 when
 precision never reaches 0.7), ``train_s`` (seconds of training, pretraining included) and
-``steps`` (detector steps); ``thr_val`` (the threshold stored in the checkpoint for these views,
-chosen on the validation tiles: what the notebook and ``raster-detect predict`` use) and
+``steps`` (detector steps); ``thr_val`` (the threshold stored in the checkpoint, chosen on the
+validation tiles: what the notebook and ``raster-detect predict`` use) and
 ``P@val``, ``R@val``, ``F1@val`` of the catalogue at it. Variants:
 
 - ``defaults``: the notebook's defaults (recipe ``default``);
@@ -127,8 +127,8 @@ def score(
 ) -> dict[str, float]:
     """AP, best F1 and its threshold, recall at precision 0.7 on the case's test raster.
 
-    Also ``thr_val``, the threshold stored in the checkpoint for predictions with ``tta`` (chosen
-    on the validation tiles, as the notebook and ``raster-detect predict`` use it), and ``P@val``,
+    Also ``thr_val``, the threshold stored in the checkpoint (F1-best on the validation tiles,
+    what the notebook and ``raster-detect predict`` use with or without TTA), and ``P@val``,
     ``R@val``, ``F1@val`` of the catalogue at it: what a user gets without choosing a threshold.
     """
     lo, hi = case.diameters
@@ -142,8 +142,8 @@ def score(
     pred = pred[(pred["width"] > 0) & (pred["height"] > 0)]  # an untrained model's slivers
     pred = filters.apply_filters(pred, filters.min_diameter(lo), filters.max_diameter(hi))
     metrics = curve_metrics(evaluate_catalog(pred, catalog, iou=0.5).pr_curve, len(catalog))
-    # what a user's catalogue holds: the detections at the threshold stored for these views
-    thresh, _ = choose_score_thresh("auto", checkpoint, tta=tta)  # type: ignore[arg-type]
+    # what a user's catalogue holds: the detections at the threshold stored in the checkpoint
+    thresh, _ = choose_score_thresh("auto", checkpoint)
     kept = evaluate_catalog(pred[pred["score"] >= thresh], catalog, iou=0.5).summary
     return {**metrics, "thr_val": thresh, "P@val": kept["precision"], "R@val": kept["recall"],
             "F1@val": kept["f1"]}  # fmt: skip

@@ -123,9 +123,8 @@ def predict_raster(
             largest object diameter.
         batch_size: windows per forward pass.
         score_thresh: minimum score of a reported detection; default the threshold that
-            maximised F1 on the trial's validation tiles seen with the same ``tta``, stored in
-            the checkpoint (:func:`choose_score_thresh`), else the config's ``score_thresh``
-            (else 0.05).
+            maximised F1 on the trial's validation tiles, stored in the checkpoint
+            (:mod:`model.training.thresholds`), else the config's ``score_thresh`` (else 0.05).
         nms_thresh: default from the config (else 0.5).
         workers: DataLoader worker processes reading windows (0 = in this process).
         device: "cpu", "cuda", ...; channels-last weights everywhere.
@@ -150,7 +149,7 @@ def predict_raster(
     model, names, config = resolve_model(model_or_checkpoint, classes, device)
     tile_size = tile_size or getattr(config, "tile_size", None) or 512
     checkpoint = model_or_checkpoint if isinstance(model_or_checkpoint, str | Path) else None
-    score_thresh, source = choose_score_thresh(score_thresh, checkpoint, config, tta)
+    score_thresh, source = choose_score_thresh(score_thresh, checkpoint, config)
     log.info("score threshold %.3f (%s)", score_thresh, source)
     # every view keeps its weak boxes: a view that misses an object counts 0 in the fused mean
     view_thresh = min(score_thresh, VIEW_SCORE_THRESH) if tta else score_thresh
@@ -171,27 +170,20 @@ def predict_raster(
 
 
 def choose_score_thresh(
-    given: float | str | None,
-    checkpoint: str | Path | None,
-    config: Any = None,
-    tta: TTA | None = None,
+    given: float | str | None, checkpoint: str | Path | None, config: Any = None
 ) -> tuple[float, str]:
     """The score threshold of a prediction, and where it comes from.
 
     Args:
         given: a threshold in [0, 1]; or None / ``"auto"``: the F1-best threshold on validation
-            stored in ``checkpoint`` for predictions with ``tta`` (:mod:`model.training.thresholds`;
-            ``d4`` takes the ``flips`` one when it has none of its own: both average views), else
-            the one-pass threshold, else ``config``'s ``score_thresh`` (read from ``checkpoint``
-            when ``config`` is None), else 0.05.
+            stored in ``checkpoint`` (:mod:`model.training.thresholds`), else ``config``'s
+            ``score_thresh`` (read from ``checkpoint`` when ``config`` is None), else 0.05.
         checkpoint: the checkpoint path, or None for a model given as a module.
         config: the model's ModelConfig, when already loaded.
-        tta: the test-time augmentation of the prediction (None: one pass).
 
     Returns:
-        ``(threshold, source)``, source one of ``"given"``, ``"F1-best on validation"`` (one
-        pass), ``"F1-best on validation with flips"`` (or ``d4``), ``"F1-best on validation,
-        one pass (none stored for <tta>)"``, ``"config"``, ``"default"``.
+        ``(threshold, source)``, source one of ``"given"``, ``"F1-best on validation"``,
+        ``"config"``, ``"default"``.
     """
     if given is not None and given != "auto":
         return float(given), "given"
@@ -199,15 +191,9 @@ def choose_score_thresh(
         from model.network.checkpoint import read_checkpoint_config, read_score_thresholds
         from model.network.factory import safe_torch_load
 
-        stored = read_score_thresholds(checkpoint)
-        modes: list[str | None] = ["d4", "flips"] if tta == "d4" else [tta]
-        for mode in modes:
-            value = stored.get("score_thresh_f1" if mode is None else f"score_thresh_f1_{mode}")
-            if value is not None:
-                return float(value), "F1-best on validation" + (f" with {mode}" if mode else "")
-        one_pass = stored.get("score_thresh_f1")
-        if one_pass is not None:
-            return float(one_pass), f"F1-best on validation, one pass (none stored for {tta})"
+        stored = read_score_thresholds(checkpoint).get("score_thresh_f1")
+        if stored is not None:
+            return float(stored), "F1-best on validation"
         if config is None:
             config = read_checkpoint_config(safe_torch_load(checkpoint), checkpoint)
     if config is not None:

@@ -48,7 +48,6 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.multiprocessing.spawn import ProcessException
 
 from model.config import ModelConfig
-from model.inference.tta import TTA
 from model.network.data_settings import resolve_config
 from model.ray_options import RayOptions
 from model.run_config import RUN_FIELDS, RunConfig
@@ -56,7 +55,7 @@ from model.training.datamodule import TileDataModule
 from model.training.module import RetinaNetModule, hook_warning_silenced
 from model.training.results import best_trial, completion, order_columns
 from model.training.search import sample_space
-from model.training.thresholds import store_tta_thresholds, trial_columns, trial_device
+from model.training.thresholds import trial_columns
 from model.training.trainer import TrainTimer, build_trainer
 from model.training.trial_logs import best_row, log_versions, read_trial_metrics
 from tiling.atomic import copy_atomic, write_text_atomic
@@ -254,7 +253,6 @@ def run_grid(
     ray: RayOptions | None = None,
     search: str = "grid",
     num_samples: int = 8,
-    tta: TTA | None = "flips",
     select: str = "val",
     folds: int = 3,
     **trainer_kwargs: Any,
@@ -284,10 +282,6 @@ def run_grid(
         num_samples: the number of random trials.
         ray: run the unfinished trials on Ray Tune (several at once, ASHA, a cluster:
             :mod:`model.training.ray_trials`); None runs them here, one after another.
-        tta: the test-time augmentation that whole-raster prediction will use: the winner's
-            checkpoint also gets the thresholds chosen on its validation tiles seen that way
-            (``score_thresh_f1_<tta>``, :func:`~model.training.thresholds.store_tta_thresholds`);
-            None: one pass, whose thresholds every trial has.
         select: how trials are compared: ``"val"`` on the store's validation tiles, or
             ``"kfold"``: each trial trained on ``folds`` spatial folds of the train and val
             blocks and ranked by its mean validation mAP@50, the best trained again on the
@@ -322,7 +316,7 @@ def run_grid(
         arguments = dict(
             run=run, max_epochs=max_epochs, limit_batches=limit_batches, retry_failed=retry_failed,
             max_minutes_per_trial=max_minutes_per_trial, enable_progress_bar=enable_progress_bar,
-            data_options=data_options, ray=ray, search=search, num_samples=num_samples, tta=tta,
+            data_options=data_options, ray=ray, search=search, num_samples=num_samples,
         )  # fmt: skip
         return run_kfold(
             run_grid, base, grid, store, output_dir, folds, **arguments, **trainer_kwargs
@@ -356,7 +350,7 @@ def run_grid(
             write_text_atomic(output_dir / "grid_results.csv", table.to_csv(index=False))
     results = order_columns(pd.DataFrame(rows), list(grid))
     if _is_rank_zero():
-        _copy_best(results, output_dir, store, tta, options["run"].accelerator)
+        _copy_best(results, output_dir)
     return results
 
 
@@ -409,25 +403,13 @@ def _open_store(store: TileStoreLike | str | Path) -> TileStoreLike:
     return store
 
 
-def _copy_best(
-    results: pd.DataFrame,
-    output_dir: Path,
-    store: TileStoreLike,
-    tta: TTA | None,
-    accelerator: str,
-) -> None:
-    """Copy the winner's best checkpoint and config to output_dir (when a trial has a score).
-
-    With ``tta``, the winner's checkpoint first gets the thresholds of TTA predictions.
-    """
+def _copy_best(results: pd.DataFrame, output_dir: Path) -> None:
+    """Copy the winner's best checkpoint and config to output_dir (when a trial has a score)."""
     try:
         winner = best_trial(results)
     except RasterDetectError:  # no trial has a score (ConfigError: no metric column at all)
         return
     checkpoint = Path(str(winner["checkpoint"]))
     if checkpoint.is_file():
-        if tta is not None:
-            config = ModelConfig.from_yaml(Path(winner["trial_dir"]) / "config.yaml")
-            store_tta_thresholds(checkpoint, store, config, tta, trial_device(accelerator))
         copy_atomic(checkpoint, output_dir / "best.ckpt")
         copy_atomic(Path(winner["trial_dir"]) / "config.yaml", output_dir / "best_config.yaml")

@@ -210,15 +210,14 @@ def run_kfold(
             the grid, which calls it).
         base, grid, store, output_dir: as for ``run_grid``.
         folds: the number of folds ``k`` (>= 2).
-        **options: ``run_grid``'s other keywords (``search``, ``num_samples``, ``tta``...).
+        **options: ``run_grid``'s other keywords (``search``, ``num_samples``, ``ray``...).
 
     Returns:
         One row per trial of the grid (module docstring: the columns).
     """
     seed = int(getattr(base, "seed", 0))
     fold_stores = write_folds(store, output_dir / "kfold", folds, seed)
-    per_fold = {**options, "tta": None}  # fold trials' thresholds are never used
-    tables = [run_grid(base, grid, f, f.path / "run", **per_fold) for f in fold_stores]
+    tables = [run_grid(base, grid, f, f.path / "run", **options) for f in fold_stores]
     keys = list(grid)
     summary = kfold_summary(tables, keys)
     write_text_atomic(output_dir / "kfold_results.csv", summary.to_csv(index=False))

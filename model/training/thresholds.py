@@ -37,8 +37,7 @@ from torch import Tensor
 from torchvision.ops import box_iou
 
 from model.config import ModelConfig
-from model.inference.tta import TTA, detect_tiles
-from model.network.checkpoint import load_model, read_score_thresholds, write_score_thresholds
+from model.network.checkpoint import load_model, write_score_thresholds
 from model.training.datamodule import TileDataset, collate_tiles, fill_values
 from tiling.store.interface import TileStoreLike
 
@@ -225,15 +224,8 @@ def validation_detections(
     config: ModelConfig,
     device: str = "cpu",
     split: str = "val",
-    tta: TTA | None = None,
 ) -> RankedDetections:
-    """Run ``checkpoint``'s model over the store's ``split`` tiles; the ranked detections.
-
-    With ``tta`` every tile is seen in the views of that mode and their boxes fused, then one
-    NMS per label at the config's ``nms_thresh`` (:func:`model.inference.tta.detect_tiles`), as
-    whole-raster prediction does: the scores are those a TTA prediction gives, so a threshold
-    chosen on them suits it.
-    """
+    """Run ``checkpoint``'s model over the store's ``split`` tiles; the ranked detections."""
     model, _ = load_model(checkpoint, map_location=device)
     ids = store.tiles.loc[store.tiles["split"] == split, "tile_id"].to_numpy(np.int64)
     dataset = TileDataset(store, ids, fill_values(config, store))
@@ -241,45 +233,9 @@ def validation_detections(
     for start in range(0, len(dataset), config.batch_size):
         items = [dataset[i] for i in range(start, min(start + config.batch_size, len(dataset)))]
         images, batch_targets = collate_tiles(items)
-        found = detect_tiles(model, images.to(device), tta, config.nms_thresh)
-        preds += [{k: v.cpu() for k, v in p.items()} for p in found]
+        preds += [{k: v.cpu() for k, v in p.items()} for p in model(list(images.to(device)))]
         targets += batch_targets
     return rank_detections(preds, targets)
-
-
-def tta_key(name: str, tta: TTA | None) -> str:
-    """The checkpoint key of threshold ``name`` for predictions with ``tta``.
-
-    ``score_thresh_f1`` without TTA, ``score_thresh_f1_flips`` with flips, and so on.
-    """
-    return name if tta is None else f"{name}_{tta}"
-
-
-def store_tta_thresholds(
-    checkpoint: str | Path,
-    store: TileStoreLike,
-    config: ModelConfig,
-    tta: TTA,
-    device: str = "cpu",
-) -> dict[str, float | None]:
-    """Choose the thresholds of ``tta`` predictions on validation; add them to the checkpoint.
-
-    Fused scores are means over views with a zero for each view that missed an object, lower
-    than one pass's scores, so the F1-best threshold of one pass would cut too many TTA
-    detections. Nothing is computed when the checkpoint already holds them (a re-run).
-
-    Returns:
-        ``{"score_thresh_f1_<tta>", "score_thresh_p70_<tta>"}`` (None without detections).
-    """
-    stored = read_score_thresholds(checkpoint)
-    keys = [tta_key(k, tta) for k in ("score_thresh_f1", "score_thresh_p70")]
-    if all(k in stored for k in keys):
-        return {k: stored[k] for k in keys}
-    chosen = choose_thresholds(validation_detections(checkpoint, store, config, device, tta=tta))
-    log.info("validation with %s: %s", tta, chosen)
-    found = {tta_key(k, tta): chosen[k] for k in ("score_thresh_f1", "score_thresh_p70")}
-    write_score_thresholds(checkpoint, {**stored, **found})
-    return found
 
 
 def validation_report(
@@ -320,10 +276,5 @@ def trial_columns(
     """
     if not checkpoint or not Path(checkpoint).is_file():
         return {}
-    return validation_report(checkpoint, store, config, trial_device(accelerator))
-
-
-def trial_device(accelerator: str) -> str:
-    """``"cuda"`` when the RunConfig's ``accelerator`` allows it and a GPU is present, else cpu."""
     gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    return "cuda" if gpu else "cpu"
+    return validation_report(checkpoint, store, config, "cuda" if gpu else "cpu")

@@ -4,9 +4,7 @@ import pytest
 import rasterio
 import torch
 
-from model.config import ModelConfig
-from model.inference.predict import choose_score_thresh, detections_frame, predict_raster
-from model.network.checkpoint import write_score_thresholds
+from model.inference.predict import detections_frame, predict_raster
 from tests.conftest import write_geotiff
 from tests.model.fakes import DiscDetector, square_image
 from tiling.errors import RasterError
@@ -188,23 +186,3 @@ def test_boxes_without_area_are_no_objects(tmp_path):
     frame = predict_raster(FlatBoxDetector(), path, **KW)
     assert boxes_of(frame) == [tuple(map(float, (x, y, x + s, y + s))) for x, y, s in squares]
     assert (frame["width"] > 0).all() and (frame["height"] > 0).all()
-
-
-@pytest.mark.parametrize(
-    ("stored", "tta", "expected"),
-    [
-        ({"score_thresh_f1": 0.6, "score_thresh_f1_flips": 0.3}, None, (0.6, "F1-best on validation")),
-        ({"score_thresh_f1": 0.6, "score_thresh_f1_flips": 0.3}, "flips", (0.3, "F1-best on validation with flips")),
-        ({"score_thresh_f1": 0.6, "score_thresh_f1_flips": 0.3}, "d4", (0.3, "F1-best on validation with flips")),
-        ({"score_thresh_f1": 0.6, "score_thresh_f1_d4": 0.25}, "d4", (0.25, "F1-best on validation with d4")),
-        ({"score_thresh_f1": 0.6}, "flips", (0.6, "F1-best on validation, one pass (none stored for flips)")),
-        ({"score_thresh_f1": None, "score_thresh_f1_flips": None}, "flips", (0.05, "config")),
-    ],
-)  # fmt: skip
-def test_the_threshold_stored_for_the_predictions_views(tmp_path, stored, tta, expected):
-    checkpoint = tmp_path / "m.ckpt"
-    config = ModelConfig(score_thresh=0.05)
-    torch.save({"state_dict": {}, "hyper_parameters": {"config": config.to_dict()}}, checkpoint)
-    write_score_thresholds(checkpoint, stored)
-    assert choose_score_thresh("auto", checkpoint, tta=tta) == expected
-    assert choose_score_thresh(0.4, checkpoint, tta=tta) == (0.4, "given")

@@ -111,7 +111,7 @@ def test_kfold_ranks_trials_by_their_mean_and_trains_the_best_on_the_store(tmp_p
     base = ModelConfig(batch_size=2, augment="none", fpn_channels=32)
     grid = {"lr": [1e-3, 1e-4]}
     out = tmp_path / "grid"
-    results = run_grid(base, grid, store, out, select="kfold", folds=2, tta=None, **FAST)
+    results = run_grid(base, grid, store, out, select="kfold", folds=2, **FAST)
     assert len(results) == 2 and (results["status"] == "done").all()
     for _, row in results.iterrows():
         folds = json.loads(row["fold_map_50"])
@@ -127,5 +127,5 @@ def test_kfold_ranks_trials_by_their_mean_and_trains_the_best_on_the_store(tmp_p
     assert len(list((out / "trials").iterdir())) == 1
     saved = pd.read_csv(out / "kfold_results.csv")
     assert list(saved["lr"]) == [1e-3, 1e-4]
-    again = run_grid(base, grid, store, out, select="kfold", folds=2, tta=None, **FAST)
+    again = run_grid(base, grid, store, out, select="kfold", folds=2, **FAST)
     assert again["val/map_50"].tolist() == pytest.approx(results["val/map_50"].tolist())  # resumed

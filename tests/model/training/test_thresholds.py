@@ -18,7 +18,6 @@ from model.training.thresholds import (
     map_50,
     rank_detections,
     scores_at,
-    store_tta_thresholds,
     validation_report,
 )
 from tests.model.store_factory import open_store, write_disc_store
@@ -155,9 +154,7 @@ def test_a_trial_stores_its_thresholds_and_reports_them(tmp_path):
     saved = pd.read_csv(tmp_path / "grid" / "grid_results.csv")
     assert set(COLUMNS) <= set(saved.columns)
     stored = read_score_thresholds(tmp_path / "grid" / "best.ckpt")
-    # and the winner's thresholds for prediction's default test-time flips
-    flips = {"score_thresh_f1_flips", "score_thresh_p70_flips"}
-    assert set(stored) == {"score_thresh_f1", "score_thresh_p70"} | flips
+    assert set(stored) == {"score_thresh_f1", "score_thresh_p70"}
     assert stored["score_thresh_f1"] == row["score_thresh_f1"] or (
         stored["score_thresh_f1"] is None and pd.isna(row["score_thresh_f1"])
     )
@@ -184,24 +181,3 @@ def test_report_scores_test_tiles_at_the_validation_threshold(tmp_path, monkeypa
     assert (report["test/precision"], report["test/recall"]) == pytest.approx((0.5, 0.2))
     assert report["test/f1"] == pytest.approx(2 / 7)
     assert read_score_thresholds(checkpoint)["score_thresh_f1"] == 0.7
-
-
-def test_tta_thresholds_are_chosen_on_fused_views_and_kept(tmp_path, monkeypatch):
-    store = open_store(write_disc_store(tmp_path / "s", n_tiles=12, tile_size=64))
-    checkpoint = tmp_path / "m.ckpt"
-    torch.save({"state_dict": {}, "hyper_parameters": {"config": {}}}, checkpoint)
-    write_score_thresholds(checkpoint, {"score_thresh_f1": 0.7, "score_thresh_p70": 0.8})
-    calls = []
-
-    def detections(checkpoint, store, config, device="cpu", split="val", tta=None):
-        calls.append((split, tta))  # fused scores are lower: the F1-best cut is at 0.3
-        return ranked([0.45, 0.4, 0.3, 0.2, 0.1], [1, 1, 1, 0, 0], n_truth=4)
-
-    monkeypatch.setattr(thresholds_mod, "validation_detections", detections)
-    found = store_tta_thresholds(checkpoint, store, ModelConfig(), "flips")
-    assert found == {"score_thresh_f1_flips": 0.3, "score_thresh_p70_flips": 0.2}  # 3 of 4 at 0.2
-    assert calls == [("val", "flips")]
-    stored = read_score_thresholds(checkpoint)
-    assert stored == {"score_thresh_f1": 0.7, "score_thresh_p70": 0.8, **found}  # one pass kept
-    assert store_tta_thresholds(checkpoint, store, ModelConfig(), "flips") == found
-    assert len(calls) == 1  # stored: not computed again
