@@ -23,8 +23,8 @@ folder's name is part of them), and an interrupted search resumes fold by fold.
 
 Layout under ``output_dir``::
 
-    kfold/<store>-k<k>-f<i>/fold.json       fold i's store (a view of the tile store)
-    kfold/<store>-k<k>-f<i>/run/            run_grid of fold i (trials/, grid_results.csv...)
+    kfold/<store>-k<k>-s<seed>-f<i>/fold.json   fold i's store (a view of the tile store)
+    kfold/<store>-k<k>-s<seed>-f<i>/run/        run_grid of fold i (trials/, grid_results.csv...)
     kfold_results.csv                       one row per trial: the k values, mean, min, max
     trials/<id>/, best.ckpt, grid_results.csv   the best trial on the store's own split
 
@@ -179,7 +179,7 @@ def write_folds(store: TileStoreLike, folder: Path, k: int, seed: int) -> list[F
         raise ConfigError(f"folds={k!r} must be a whole number >= 2 (select='kfold').")
     stores = []
     for i in range(k):
-        path = folder / f"{Path(store.path).name}-k{k}-f{i}"
+        path = folder / f"{Path(store.path).name}-k{k}-s{seed}-f{i}"  # one spec per folder
         path.mkdir(parents=True, exist_ok=True)
         spec = {"store": str(Path(store.path).resolve()), "fold": i, "folds": k, "seed": seed}
         if not (path / FOLD_FILE).is_file():

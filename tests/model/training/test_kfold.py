@@ -80,7 +80,7 @@ def test_folds_share_tiles_and_objects_evenly():
 def test_a_fold_store_reopens_by_path_with_the_stores_pixels(tmp_path):
     store = open_store(write_disc_store(tmp_path / "s", n_tiles=12, tile_size=64))
     folds = write_folds(store, tmp_path / "kfold", 3, seed=0)
-    assert [f.path.name for f in folds] == [f"storehash-k3-f{i}" for i in range(3)]
+    assert [f.path.name for f in folds] == [f"storehash-k3-s0-f{i}" for i in range(3)]
     val = [set(f.split_ids("val")) for f in folds]
     assert set().union(*val) == set(store.split_ids("train")) | set(store.split_ids("val"))
     assert sum(len(v) for v in val) == 9  # the 9 train/val tiles, each validated once
