@@ -8,7 +8,7 @@ the best one is then trained once more on the store's own split (train blocks, v
 val blocks, which give its checkpoint and score thresholds), and tested as usual.
 
 **Folds follow the blocks.** The store's train and val tiles are grouped by the spatial block
-they lie in (the blocks of the store's split, ``block_px`` in ``meta.json``; a store without
+they lie in (the blocks of the store's split, ``block_strides`` in ``meta.json``; a store without
 blocks gets blocks of 3 tile strides). Groups are dealt to folds heaviest first, each to the fold
 of least weight so far, a group's weight being the mean of its share of the tiles and of the
 objects (ties in a seeded order), so folds hold about the same number of tiles and objects. In
@@ -51,7 +51,6 @@ from tiling.errors import ConfigError
 from tiling.geometry.blocks import axis_block_starts
 from tiling.geometry.grid import axis_offsets
 from tiling.store import TileStore
-from tiling.store.format import map_tile_array
 from tiling.store.interface import TileStoreLike
 
 log = logging.getLogger(__name__)
@@ -150,18 +149,11 @@ class FoldStore(TileStore):
             raise ConfigError(f"{spec_file} is missing: {path} is not a fold of a tile store.")
         spec = json.loads(spec_file.read_text())
         super().__init__(spec["store"])
-        self.source = self.path  # the tile store: its arrays
-        self.path = Path(path)
+        self.path = Path(path)  # arrays stay at self.source, the tile store's folder
         self.spec = spec
         self.tiles = self.tiles.assign(
             split=fold_splits(self.tiles, self.meta, spec["fold"], spec["folds"], spec["seed"])
         )
-
-    def array(self, k: int) -> np.memmap:
-        """The memory-mapped ``tiles_<k>.npy`` of the tile store (read-only)."""
-        if k not in self._arrays:
-            self._arrays[k] = map_tile_array(self.source, k)
-        return self._arrays[k]
 
     def __repr__(self) -> str:
         counts = self.tiles["split"].value_counts().to_dict()

@@ -35,6 +35,7 @@ class TileStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.source = self.path  # where the tile arrays are (a view of the store keeps them here)
         check_store(self.path)
         self.meta: dict[str, Any] = json.loads((self.path / "meta.json").read_text())
         self.tiles = pd.read_parquet(self.path / "tiles.parquet")
@@ -90,7 +91,7 @@ class TileStore:
     def array(self, k: int) -> np.memmap:
         """The memory-mapped ``tiles_<k>.npy``, ``[N_k, C, T, T]`` (read-only)."""
         if k not in self._arrays:
-            self._arrays[k] = map_tile_array(self.path, k)
+            self._arrays[k] = map_tile_array(self.source, k)
         return self._arrays[k]
 
     def image(self, tile_id: int) -> np.ndarray:
