@@ -12,11 +12,14 @@ diameter filter, and :func:`model.evaluate.evaluate_catalog` (box IoU >= 0.5).
 Columns: ``AP`` (all-point AP@0.5 of the whole test raster), ``F1`` (best F1 over score
 thresholds) and its threshold ``thr``, ``R@P0.7`` (the highest recall at precision >= 0.7, 0 when
 precision never reaches 0.7), ``train_s`` (seconds of training, pretraining included) and
-``steps`` (detector steps); ``thr_val`` (the threshold stored in the checkpoint, chosen on the
+``steps`` (detector steps), ``run`` (the run folder: the recipe that trained, e.g.
+``augment=copy_paste``); ``thr_val`` (the threshold stored in the checkpoint, chosen on the
 validation tiles: what the notebook and ``raster-detect predict`` use) and
 ``P@val``, ``R@val``, ``F1@val`` of the catalogue at it. Variants:
 
-- ``defaults``: the notebook's defaults (recipe ``default``);
+- ``defaults``: the notebook's defaults (``augment="auto"``: recipe ``copy_paste`` below
+  :data:`augment.recipe.AUTO_COPY_PASTE_BELOW` training objects, else ``default``);
+- ``old_defaults``: the defaults before ``"auto"`` (recipe ``default`` at any size);
 - ``copy_paste``, ``mosaic``, ``object_mix``: the recipes of :mod:`augment.object_level`;
 - ``pretrain``: self-supervised pretraining of the backbone on the store's train and val tiles
   (:mod:`model.pretrain`), then detector training with the steps that the pretraining's time left,
@@ -24,6 +27,10 @@ validation tiles: what the notebook and ``raster-detect predict`` use) and
 - ``tile_norm``: ``input_norm="tile"`` (each window normalised by its own mean and std);
 - ``<variant>+flips`` (``--tta``, default ``flips``): the variant's checkpoint scored with
   test-time augmentation (the notebook's default prediction), no training of its own.
+
+Variants that train alike share one run folder (``runs/<case>/<recipe and changes>``), and a
+finished trial is not trained again, so ``defaults`` costs nothing beside the recipe it picks and
+a second invocation with more variants only trains the new ones.
 
 Run (budget: ``--steps`` per configuration; the table is printed and written to
 ``--work/few_labels.csv``)::
@@ -51,7 +58,7 @@ from model.evaluate import evaluate_catalog
 from model.inference import predict_raster
 from model.inference.predict import choose_score_thresh
 from model.parameters import RunParameters
-from model.training import run_grid
+from model.training import resolve_augment, run_grid
 from tiling.catalog import filters, read_catalogs
 from tiling.store import build_tile_store
 from tiling.store import tile_filters as tf
@@ -59,6 +66,7 @@ from tiling.store import tile_filters as tf
 PRECISION_GOAL = 0.7
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
+    "old_defaults": {"augment": "default"},
     "copy_paste": {"augment": "copy_paste"},
     "mosaic": {"augment": "mosaic"},
     "object_mix": {"augment": "object_mix"},
@@ -95,10 +103,21 @@ def build_store(args: argparse.Namespace, case: Case) -> Any:
     )  # fmt: skip
 
 
+def run_key(args: argparse.Namespace, case: Case, variant: dict[str, Any], store: Any) -> str:
+    """The folder name of a variant's run: its resolved recipe and other changes.
+
+    Variants that train alike (``defaults`` and the recipe ``"auto"`` picks) share one training.
+    """
+    changes = dict(variant)
+    recipe = changes.get("augment", parameters(args, case, args.steps).augment)
+    changes["augment"] = resolve_augment(recipe, store)
+    return "-".join(f"{k}={v}" for k, v in sorted(changes.items()))
+
+
 def train(args: argparse.Namespace, case: Case, name: str, store: Any, step_s: float) -> dict:
     """Train one variant; its checkpoint, detector steps and seconds (pretraining included)."""
     variant = VARIANTS[name]
-    out = args.work / "runs" / case.name / name
+    out = args.work / "runs" / case.name / run_key(args, case, variant, store)
     steps, pre_s, weights = args.steps, 0.0, None
     if variant.get("pretrain"):
         from model.pretrain import pretrain_backbone
@@ -117,6 +136,7 @@ def train(args: argparse.Namespace, case: Case, name: str, store: Any, step_s: f
     row = results.iloc[0]
     return {
         "checkpoint": out / "best.ckpt",
+        "run": out.name,
         "steps": steps,
         "train_s": float(row["train_time_s"]) + pre_s,
     }
@@ -228,7 +248,8 @@ def main() -> None:
             metrics = score(args, case, trained["checkpoint"])
             metrics["score_s"] = time.perf_counter() - start
             rows.append({"data": case.name, "N": case.n_train, "variant": name, **metrics,
-                         "train_s": trained["train_s"], "steps": trained["steps"]})  # fmt: skip
+                         "train_s": trained["train_s"], "steps": trained["steps"],
+                         "run": trained["run"]})  # fmt: skip
             print(pd.DataFrame(rows[-1:]).to_string(index=False, float_format="%.3f"), flush=True)
             if args.tta != "none":  # the same checkpoint, TTA views
                 start = time.perf_counter()

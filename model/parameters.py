@@ -64,7 +64,7 @@ class RunParameters(StoreParameters):
     threads: int = param(2, "torch threads; a fixed count gives the same results on any number of cores (0: all)", o.non_negative_int)
     smoke: bool = param(False, "tiny settings for CI: one short trial on few tiles (overrides other values)", o.flag)
     # --- augmentation and training
-    augment: str = param("default", "augmentation recipe: none | flips | d4 | default | copy_paste | mosaic | object_mix", o.text)
+    augment: str = param("auto", "augmentation recipe: auto (copy_paste below 1500 training objects, else default) | none | flips | d4 | default | copy_paste | mosaic | object_mix", o.text)
     empty_weight: float = param(0.1, "sampling weight of an empty tile relative to one with objects", o.non_negative_float)
     backbone: Backbone = param("resnet18", "resnet18 | resnet34 | resnet50 | mobilenet_v3_large", o.choice(*get_args(Backbone)))
     input_stretch: InputStretch = param("none", "model input stretch: none | linear | asinh | log | zscale (HDR data)", o.choice(*get_args(InputStretch)))

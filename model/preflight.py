@@ -40,6 +40,7 @@ from tiling.geometry.splits import (
     candidate_tiles,
     catalog_labels,
     catalog_sizes,
+    objects_per_split,
 )
 from tiling.sources import open_raster
 from tiling.store.build import check_block_size, requested_splits
@@ -282,12 +283,7 @@ def split_checks(
     sources = [(None, catalogs[n]) for n in names]
     labels = sorted({label for c in catalogs.values() for label in catalog_labels(c)})
     tiles, boxes = candidate_tiles(sources, infos, params, labels)
-    by_id = tiles.set_index("tile_id")
-    on = boxes.assign(
-        split=by_id["split"].reindex(boxes["tile_id"]).to_numpy(),
-        array=by_id["array"].reindex(boxes["tile_id"]).to_numpy(),
-    )
-    objects = on.drop_duplicates(["split", "array", "object_id"]).groupby("split").size()
+    objects = objects_per_split(tiles, boxes)
     table = pd.DataFrame({"tiles": tiles["split"].value_counts(), "objects": objects})
     table = table.reindex(pd.Index(SPLITS, name="split")).fillna(0).astype(np.int64)
     total = sum(len(c) for c in catalogs.values())

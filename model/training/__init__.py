@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from model.training.grid import (
         expand_grid,
         read_trial_metrics,
+        resolve_augment,
         run_grid,
         run_trial,
         trial_config,
@@ -33,6 +34,7 @@ __all__ = [
     "expand_grid",
     "predict_tiles",
     "read_trial_metrics",
+    "resolve_augment",
     "run_grid",
     "run_trial",
     "trial_config",
@@ -59,6 +61,7 @@ __getattr__, __dir__ = lazy_namespace(
         "model.training.grid": (
             "expand_grid",
             "read_trial_metrics",
+            "resolve_augment",
             "run_grid",
             "run_trial",
             "trial_config",

@@ -47,6 +47,7 @@ from lightning_fabric.utilities.rank_zero import rank_zero_only
 from pytorch_lightning.callbacks import ModelCheckpoint
 from torch.multiprocessing.spawn import ProcessException
 
+from augment.recipe import AUTO, auto_recipe
 from model.config import ModelConfig
 from model.network.data_settings import resolve_config
 from model.ray_options import RayOptions
@@ -60,6 +61,7 @@ from model.training.trainer import TrainTimer, build_trainer
 from model.training.trial_logs import best_row, log_versions, read_trial_metrics
 from tiling.atomic import copy_atomic, write_text_atomic
 from tiling.errors import ConfigError, RasterDetectError
+from tiling.geometry.splits import objects_per_split
 from tiling.store.interface import TileStoreLike
 
 log = logging.getLogger(__name__)
@@ -127,10 +129,28 @@ def search_combos(
 
 
 def trial_config(base: ModelConfig, params: Mapping[str, Any], store: TileStoreLike) -> ModelConfig:
-    """``base`` with ``params``, the store's classes and tile size, anchors and mean/std resolved."""
+    """``base`` with ``params``, the store's classes and tile size, anchors and mean/std resolved.
+
+    ``augment="auto"`` becomes :func:`augment.recipe.auto_recipe` of the objects on the store's
+    training tiles (before the trial id is taken, so the id names the recipe that trains).
+    """
     config = base.replace(**params, classes=list(store.labels), tile_size=int(store.tile_size))
+    config = config.replace(augment=resolve_augment(config.augment, store))
     diameters = store.boxes["diameter"].to_numpy(np.float64) if len(store.boxes) else None
     return resolve_config(config, diameters, store.band_stats)
+
+
+def resolve_augment(recipe: Any, store: TileStoreLike) -> Any:
+    """``recipe``, or the named recipe that ``"auto"`` stands for with this store.
+
+    That is :func:`augment.recipe.auto_recipe` of the distinct objects on the training tiles.
+    """
+    if recipe != AUTO:
+        return recipe
+    n_train = int(objects_per_split(store.tiles, store.boxes)["train"])
+    chosen = auto_recipe(n_train)
+    log.info("augment='auto' resolved to %r (%d training objects)", chosen, n_train)
+    return chosen
 
 
 def trial_id(config: ModelConfig, **extra: Any) -> str:
@@ -312,6 +332,9 @@ def run_grid(
         raise ConfigError(f"select={select!r} must be 'val' or 'kfold'.")
     if select == "kfold":
         from model.training.kfold import run_kfold
+
+        # one recipe for every fold and the final training: "auto" counts the store's own split
+        base = base.replace(augment=resolve_augment(base.augment, store))
 
         arguments = dict(
             run=run, max_epochs=max_epochs, limit_batches=limit_batches, retry_failed=retry_failed,

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from augment import D4, NAMED_RECIPES, Compose, build_transform, recipe_to_dict
+from augment.recipe import AUTO_COPY_PASTE_BELOW, auto_recipe
 from tiling.errors import ConfigError
 
 CUSTOM = {
@@ -62,3 +63,10 @@ def test_recipe_errors():
         build_transform({"name": "d4", "symmetries": 5})
     with pytest.raises(ConfigError, match="0 < min_scale <= max_scale"):
         build_transform({"name": "crop_zoom", "min_scale": 2.0})
+
+
+def test_auto_recipe_pastes_objects_for_small_training_sets_only():
+    assert auto_recipe(0) == auto_recipe(AUTO_COPY_PASTE_BELOW - 1) == "copy_paste"
+    assert auto_recipe(AUTO_COPY_PASTE_BELOW) == auto_recipe(10**6) == "default"
+    with pytest.raises(ConfigError, match=r"resolve it first with augment\.recipe\.auto_recipe"):
+        build_transform("auto")

@@ -280,3 +280,25 @@ def _box_frame(
     sizes = catalog_sizes(catalog).astype(np.float32)[obj]
     frame["width"], frame["height"] = sizes[:, 0], sizes[:, 1]
     return frame
+
+
+def objects_per_split(tiles: pd.DataFrame, boxes: pd.DataFrame) -> pd.Series:
+    """Distinct objects with a box on the tiles of each split, indexed by :data:`SPLITS`.
+
+    An object is ``(array, object_id)`` (``object_id`` numbers a catalogue's rows); one seen on
+    several tiles of a split counts once there, one cut by tiles of two splits counts in both.
+
+    Args:
+        tiles: ``tile_id, array, split`` (a store's or :func:`candidate_tiles`' tiles table).
+        boxes: ``tile_id, object_id``.
+
+    Returns:
+        ``int64`` counts per split, 0 for a split without objects.
+    """
+    by_id = tiles.set_index("tile_id")
+    on = boxes.assign(
+        split=by_id["split"].reindex(boxes["tile_id"]).to_numpy(),
+        array=by_id["array"].reindex(boxes["tile_id"]).to_numpy(),
+    )
+    counts = on.drop_duplicates(["split", "array", "object_id"]).groupby("split").size()
+    return counts.reindex(pd.Index(SPLITS, name="split")).fillna(0).astype(np.int64)

@@ -46,6 +46,7 @@ from tiling.geometry.splits import (
     catalog_labels,
     check_fractions,
     check_test_rasters,
+    objects_per_split,
 )
 from tiling.sources import open_raster
 from tiling.store.checks import check_boxes, check_catalogs, check_nodata_rasters, check_tiles_left
@@ -341,11 +342,8 @@ def check_split_counts(
     empty = [s for s in requested_splits(rasters, params) if counts.get(s, 0) == 0]
     if not empty:
         return
-    split_of = tiles.set_index("tile_id")["split"]
-    on = boxes[boxes["tile_id"].isin(split_of.index)]
-    objects = on.assign(split=split_of.reindex(on["tile_id"]).to_numpy())
-    n_obj = objects.groupby("split")["object_id"].nunique()
-    shown = ", ".join(f"{s} {counts.get(s, 0)} tiles/{n_obj.get(s, 0)} objects" for s in SPLITS)
+    n_obj = objects_per_split(tiles, boxes)
+    shown = ", ".join(f"{s} {counts.get(s, 0)} tiles/{n_obj[s]} objects" for s in SPLITS)
     sizes = ", ".join(f"{r['name']} {r['height']}x{r['width']} px" for r in rasters)
     fix = (
         "use split='blocks'"

@@ -5,6 +5,7 @@ import pytest
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from augment.recipe import AUTO_COPY_PASTE_BELOW
 from model.config import ModelConfig
 from model.network.checkpoint import load_model
 from model.run_config import RunConfig
@@ -13,12 +14,14 @@ from model.training.grid import (
     best_trial,
     expand_grid,
     read_trial_metrics,
+    resolve_augment,
     run_grid,
     trial_config,
     trial_id,
 )
 from tests.model.store_factory import open_store, write_disc_store
 from tiling.errors import ConfigError, RasterDetectError
+from tiling.geometry.splits import objects_per_split
 
 torch.set_num_threads(2)
 FAST = {
@@ -85,6 +88,17 @@ def test_trial_config_takes_the_store_and_resolves(store, base):
     assert same != trial_id(config, store="y") and same.startswith("t-") and len(same) == 12
     with pytest.raises(ConfigError, match="Unknown ModelConfig key"):
         trial_config(base, {"learning_rate": 1}, store)
+
+
+def test_trial_config_resolves_augment_auto_from_the_training_objects(store, base, monkeypatch):
+    n_train = int(objects_per_split(store.tiles, store.boxes)["train"])
+    assert 0 < n_train < AUTO_COPY_PASTE_BELOW
+    few = trial_config(base, {"augment": "auto"}, store)
+    assert few.augment == "copy_paste"
+    assert trial_id(few) == trial_id(trial_config(base, {"augment": "copy_paste"}, store))
+    monkeypatch.setattr("augment.recipe.AUTO_COPY_PASTE_BELOW", n_train)  # as many as the limit
+    assert trial_config(base, {"augment": "auto"}, store).augment == "default"
+    assert resolve_augment("flips", store) == "flips"  # a named recipe is kept as it is
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from tiling.geometry.splits import (
     candidate_tiles,
     catalog_sizes,
     check_fractions,
+    objects_per_split,
     raster_splits,
     split_counts,
     tile_splits,
@@ -152,3 +153,20 @@ def test_boxes_follow_width_and_height():
     row = whole.iloc[0]
     assert (row.xmax - row.xmin, row.ymax - row.ymin) == (40.0, 20.0)
     assert (row.width, row.height, row.diameter) == (40.0, 20.0, 30.0)
+
+
+def test_objects_per_split_counts_each_object_once_per_split():
+    tiles = pd.DataFrame({
+        "tile_id": [0, 1, 2, 3],
+        "array": [0, 0, 0, 1],
+        "split": ["train", "train", "val", "train"],
+    })  # fmt: skip
+    boxes = pd.DataFrame({
+        "tile_id": [0, 1, 1, 2, 3, 3],
+        "object_id": [5, 5, 6, 6, 5, 7],  # 5 on two train tiles; 6 on train and val; 5 again in array 1
+    })  # fmt: skip
+    counts = objects_per_split(tiles, boxes)
+    assert counts.to_dict() == {"train": 4, "val": 1, "test": 0}
+    assert counts.dtype == np.int64 and list(counts.index) == ["train", "val", "test"]
+    empty = objects_per_split(tiles, boxes.iloc[:0])
+    assert empty.to_dict() == {"train": 0, "val": 0, "test": 0}
