@@ -20,10 +20,10 @@ validation tiles: what the notebook and ``raster-detect predict`` use) and
 - ``defaults``: the notebook's defaults (``augment="auto"``: recipe ``copy_paste`` below
   :data:`augment.recipe.AUTO_COPY_PASTE_BELOW` training objects, else ``default``);
 - ``old_defaults``: the defaults before ``"auto"`` (recipe ``default`` at any size);
-- ``copy_paste``, ``mosaic``, ``object_mix``: the recipes of :mod:`augment.object_level`;
+- ``copy_paste``, ``mosaic``, ``object_mix``: the recipes of :mod:`augment.recipe` (:mod:`augment.copy_paste`, :mod:`augment.mosaic`);
 - ``pretrain``: self-supervised pretraining of the backbone on the store's train and val tiles
   (:mod:`model.pretrain`), then detector training with the steps that the pretraining's time left,
-  so that the total time matches ``defaults``;
+  so that the total time matches ``defaults`` (at least a quarter of ``--steps``);
 - ``tile_norm``: ``input_norm="tile"`` (each window normalised by its own mean and std);
 - ``<variant>+flips`` (``--tta``, default ``flips``): the variant's checkpoint scored with
   test-time augmentation (the notebook's default prediction), no training of its own.
@@ -35,7 +35,8 @@ a second invocation with more variants only trains the new ones.
 Run (budget: ``--steps`` per configuration; the table is printed and written to
 ``--work/few_labels.csv``)::
 
-    python -m bench.few_labels --steps 300 --counts 100 300 --variants defaults copy_paste pretrain
+    python -m bench.few_labels --steps 300 --pretrain-steps 150 --datasets craters trees \
+        --counts 100 300 1000 --variants old_defaults defaults pretrain --tta flips
 
 Times are of this machine under its load at the time; compare rows of one run only.
 """

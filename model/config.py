@@ -138,7 +138,7 @@ class ModelConfig:
     max_epochs: Count = 20  # training epochs (when max_steps is None)
     max_steps: Count | None = None  # training budget in optimiser steps; None = max_epochs
     early_stopping_patience: Count | None = None  # epochs without val improvement; None = off
-    augment: Any = "default"  # augmentation recipe name (augment.recipe) or recipe dict
+    augment: Any = "default"  # recipe name (augment.recipe), recipe dict, or "auto" (set per trial)
     seed: Annotated[int, Range(0)] = 0  # seeds torch/numpy/python and the data order
 
     def __post_init__(self) -> None:
