@@ -20,7 +20,8 @@ validation tiles: what the notebook and ``raster-detect predict`` use) and
 - ``defaults``: the notebook's defaults (``augment="auto"``: recipe ``copy_paste`` below
   :data:`augment.recipe.AUTO_COPY_PASTE_BELOW` training objects, else ``default``);
 - ``old_defaults``: the defaults before ``"auto"`` (recipe ``default`` at any size);
-- ``copy_paste``, ``mosaic``, ``object_mix``: the recipes of :mod:`augment.recipe` (:mod:`augment.copy_paste`, :mod:`augment.mosaic`);
+- ``copy_paste``, ``mosaic``, ``object_mix``: the recipes of :mod:`augment.recipe`
+  (:mod:`augment.copy_paste`, :mod:`augment.mosaic`);
 - ``pretrain``: self-supervised pretraining of the backbone on the store's train and val tiles
   (:mod:`model.pretrain`), then detector training with the steps that the pretraining's time left,
   so that the total time matches ``defaults`` (at least a quarter of ``--steps``);
