@@ -150,8 +150,9 @@ def tree_case(work: Path, shared: Path) -> Case:
             (root / part / sub).mkdir(parents=True, exist_ok=True)
     for source, dest in [(needed[0], root / "train" / "images" / "OSBS_029.tif"),
                          (needed[2], root / "test" / "images" / "SOAP_061.png")]:  # fmt: skip
-        if not (dest.is_file() and filecmp.cmp(source, dest, shallow=False)):
-            shutil.copyfile(source, dest)
+        fresh = dest.with_name(f"{dest.stem}.new{dest.suffix}")
+        shutil.copyfile(source, fresh)
+        _publish(fresh, dest)
     train = pd.read_csv(needed[1]).drop(columns=["image_path"]).assign(label="tree")
     train.to_csv(root / "train" / "datasets" / "OSBS_029.csv", index=False)
     voc_boxes(soap / "SOAP_061.xml").to_csv(
