@@ -15,7 +15,14 @@ PARAMS ?=
 
 .PHONY: install install-lab data run run-starfield run-moon lab test lint typecheck clean
 
+# Free space a new .venv needs: ~7 GB installed (PyTorch's CUDA build) and pip's work files.
+VENV_GB := 9
+
 $(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || { free=$$(df -Pk . | awk 'NR == 2 {print int($$4 / 1048576)}'); \
+		[ "$$free" -ge $(VENV_GB) ] || { echo "make: a new $(VENV) needs about $(VENV_GB) GB free" \
+		"(PyTorch's CUDA build alone is ~5.6 GB installed); $(CURDIR) has $$free GB." \
+		"Free some space and run make again." >&2; exit 1; }; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt

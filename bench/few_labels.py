@@ -26,6 +26,9 @@ validation tiles: what the notebook and ``raster-detect predict`` use) and
   (:mod:`model.pretrain`), then detector training with the steps that the pretraining's time left,
   so that the total time matches ``defaults`` (at least a quarter of ``--steps``);
 - ``tile_norm``: ``input_norm="tile"`` (each window normalised by its own mean and std);
+- ``stride4``: the stride-4 pyramid level P2 (``ModelConfig.stride4``, set through the grid), whose
+  anchors sit twice as densely for objects of a few pixels;
+- ``giou``: the generalised-IoU box loss (``ModelConfig.box_loss``) instead of L1 on offsets;
 - ``<variant>+flips`` (``--tta``, default ``flips``): the variant's checkpoint scored with
   test-time augmentation (the notebook's default prediction), no training of its own.
 
@@ -74,6 +77,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "object_mix": {"augment": "object_mix"},
     "pretrain": {"pretrain": True},
     "tile_norm": {"input_norm": "tile"},
+    "stride4": {"model": {"stride4": True}},
+    "giou": {"model": {"box_loss": "giou"}},
 }
 
 
@@ -110,7 +115,8 @@ def run_key(args: argparse.Namespace, case: Case, variant: dict[str, Any], store
 
     Variants that train alike (``defaults`` and the recipe ``"auto"`` picks) share one training.
     """
-    changes = dict(variant)
+    changes = {k: v for k, v in variant.items() if k != "model"}
+    changes.update(variant.get("model", {}))
     recipe = changes.get("augment", parameters(args, case, args.steps).augment)
     changes["augment"] = resolve_augment(recipe, store)
     return "-".join(f"{k}={v}" for k, v in sorted(changes.items()))
@@ -131,8 +137,10 @@ def train(args: argparse.Namespace, case: Case, name: str, store: Any, step_s: f
         if np.isfinite(step_s):  # the defaults' time per step: same total time
             steps = max(args.steps - round(pre_s / step_s), args.steps // 4)
     p = parameters(args, case, steps)
-    changes = {k: v for k, v in variant.items() if k != "pretrain"}  # RunParameters fields
-    p = dataclasses.replace(p, **changes, weights=weights)
+    changes = {k: v for k, v in variant.items() if k not in ("pretrain", "model")}
+    p = dataclasses.replace(p, **changes, weights=weights)  # RunParameters fields
+    model = {k: [v] for k, v in variant.get("model", {}).items()}  # ModelConfig fields
+    p = dataclasses.replace(p, grid={**p.grid, **model})
     arguments = p.grid_arguments()
     results = run_grid(store=store, output_dir=out, enable_progress_bar=False, **arguments)
     row = results.iloc[0]

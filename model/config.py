@@ -50,6 +50,7 @@ InputStretch = Literal["none", "linear", "asinh", "log", "zscale"]  # tiling.rad
 InputNorm = Literal["dataset", "tile"]  # model.network.factory.NoResizeTransform
 Optimizer = Literal["adamw", "sgd"]
 Scheduler = Literal["none", "cosine", "onecycle"]
+BoxLoss = Literal["l1", "smooth_l1", "giou", "diou", "ciou"]  # torchvision's box regression losses
 Count = Annotated[int, Range(1)]  # an integer >= 1
 Fraction = Annotated[float, Range(0.0, 1.0)]  # a number in [0, 1]
 
@@ -125,6 +126,7 @@ class ModelConfig:
     # --- loss and post-processing --------------------------------------------------------------
     focal_alpha: Fraction = 0.25  # focal-loss weight of positives
     focal_gamma: Annotated[float, Range(0.0, 10.0)] = 2.0  # focal-loss focusing exponent
+    box_loss: BoxLoss = "l1"  # l1 on encoded offsets (RetinaNet) | smooth_l1 | giou | diou | ciou
     score_thresh: Fraction = 0.05  # detections scoring below are dropped
     nms_thresh: Annotated[float, Range(0.0, 1.0, open_low=True)] = 0.5  # IoU that suppresses
     detections_per_img: Count = 300  # kept per tile after NMS

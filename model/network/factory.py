@@ -9,7 +9,9 @@ Differences from ``torchvision.models.detection.retinanet_resnet50_fpn``:
 - optional input stretch (``config.input_stretch``): :class:`StretchTransform` maps each raw band
   to ``[0, 1]`` (:meth:`tiling.radiometry.stretch.Stretch.apply`) before that normalisation;
 - anchors from the config (``"auto"`` unresolved falls back to one square anchor per stride);
-- focal loss alpha/gamma from the config (:class:`FocalClassificationHead`);
+- focal loss alpha/gamma from the config (:class:`FocalClassificationHead`), and the box
+  regression loss (``config.box_loss``: torchvision's ``l1`` by default, or an IoU loss such as
+  ``giou``, which weighs a small object's pixel errors as much as a large one's);
 - head outputs cast to float32 (:func:`float_head_outputs`), so that mixed precision never
   decodes boxes or computes losses in half precision;
 - post-processing of the whole batch at once (:class:`model.network.postprocess.BatchedRetinaNet`:
@@ -243,6 +245,8 @@ def build_retinanet(config: ModelConfig) -> RetinaNet:
         gamma=config.focal_gamma,
         **_head_norm(config),
     )
+    # torchvision reads the loss from this attribute (its retinanet_resnet50_fpn_v2 sets "giou")
+    head.regression_head._loss_type = config.box_loss
     mean = config.image_mean or [0.0] * config.in_channels
     std = config.image_std or [1.0] * config.in_channels
     model = BatchedRetinaNet(

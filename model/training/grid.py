@@ -153,9 +153,21 @@ def resolve_augment(recipe: Any, store: TileStoreLike) -> Any:
     return chosen
 
 
+# ModelConfig fields added after trial ids were first written: left out of the id while they hold
+# their default, so that a run folder of an earlier version resumes and reuses its finished trials.
+LATER_FIELDS: dict[str, Any] = {"box_loss": "l1"}
+
+
 def trial_id(config: ModelConfig, **extra: Any) -> str:
-    """``t-`` + 10 hex digits of a SHA-1 over the config and ``extra`` (stable across runs)."""
-    text = json.dumps({"config": config.to_dict(), **extra}, sort_keys=True, default=str)
+    """``t-`` + 10 hex digits of a SHA-1 over the config and ``extra`` (stable across runs).
+
+    A field of :data:`LATER_FIELDS` at its default value is not hashed (ids of earlier versions).
+    """
+    fields = config.to_dict()
+    for name, default in LATER_FIELDS.items():
+        if fields.get(name) == default:
+            del fields[name]
+    text = json.dumps({"config": fields, **extra}, sort_keys=True, default=str)
     return "t-" + hashlib.sha1(text.encode()).hexdigest()[:10]
 
 

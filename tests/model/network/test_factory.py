@@ -286,6 +286,20 @@ def test_focal_parameters_change_the_loss():
     assert model(images, targets)["classification"].item() != pytest.approx(base)
 
 
+def test_box_loss_selects_the_regression_loss():
+    images, targets = _batch(3)
+    losses = {}
+    for name in ("l1", "giou"):
+        torch.manual_seed(0)
+        model = build_retinanet(_config(box_loss=name))
+        assert model.head.regression_head._loss_type == name
+        losses[name] = model(images, targets)["bbox_regression"].item()
+    assert np.isfinite(list(losses.values())).all()
+    assert losses["giou"] != pytest.approx(losses["l1"])  # same weights, other loss
+    with pytest.raises(ConfigError, match=r"box_loss='iou'"):
+        ModelConfig(tile_size=TILE, box_loss="iou")
+
+
 def test_stride4_adds_a_pyramid_level():
     sizes = ((4.0,), (8.0,), (16.0,), (32.0,), (64.0,), (96.0,))
     model = build_retinanet(_config(stride4=True, anchor_sizes=sizes))

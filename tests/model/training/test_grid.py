@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import pandas as pd
@@ -88,6 +89,15 @@ def test_trial_config_takes_the_store_and_resolves(store, base):
     assert same != trial_id(config, store="y") and same.startswith("t-") and len(same) == 12
     with pytest.raises(ConfigError, match="Unknown ModelConfig key"):
         trial_config(base, {"learning_rate": 1}, store)
+
+
+def test_trial_id_hashes_a_later_field_only_away_from_its_default(store, base):
+    config = trial_config(base, {}, store)
+    fields = config.to_dict()
+    del fields["box_loss"]  # as a config of the version before box_loss
+    before = hashlib.sha1(json.dumps({"config": fields}, sort_keys=True).encode()).hexdigest()
+    assert trial_id(config) == "t-" + before[:10]
+    assert trial_id(config.replace(box_loss="giou")) != trial_id(config)
 
 
 def test_trial_config_resolves_augment_auto_from_the_training_objects(store, base, monkeypatch):
