@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bench.few_labels_data import Case, crater_cases, tree_case
+from bench.few_labels_data import Case, crater_cases, tree_case, tree_half_cases
 from model.evaluate import evaluate_catalog
 from model.inference import predict_raster
 from model.inference.predict import choose_score_thresh
@@ -206,6 +206,8 @@ def cases(args: argparse.Namespace) -> list[Case]:
         print(f"crater field written in {time.perf_counter() - start:.0f} s")
     if "trees" in args.datasets:
         found.append(tree_case(args.work / "data", args.shared_data))
+    if "tree_halves" in args.datasets:
+        found += tree_half_cases(args.work / "data", args.shared_data)
     return found
 
 

@@ -12,7 +12,11 @@ notebook reads ``data/``:
 - ``trees``: the real NEON tiles of ``/work/shared/data`` (MIT licence, ``LICENSE-deepforest``
   beside them): OSBS_029 (GeoTIFF, 61 crowns, CSV boxes) to train, SOAP_061 (PNG, 37 crowns,
   Pascal VOC boxes) to test. Both are 400 x 400 px RGB; the labels (Tree; Alive, Dead) become one
-  class ``tree``.
+  class ``tree``. The two sites look nothing alike (green pines on sand against grey snags in
+  green undergrowth), so this case measures a change of site.
+- ``trees-OSBS``, ``trees-SOAP`` (``tree_half_cases``): one site each, as a user with one labelled
+  raster has it: the left half (columns ``[0, 200)``) to train, the right half to test. A crown
+  cut by the line is kept, clipped, on the side that holds at least half of its box.
 """
 
 from __future__ import annotations
@@ -159,6 +163,62 @@ def tree_case(work: Path, shared: Path) -> Case:
         root / "test" / "datasets" / "SOAP_061.csv", index=False
     )
     return Case("trees", root, len(train), BOX_COLUMNS, (0.0, 1000.0))
+
+
+def tree_half_cases(work: Path, shared: Path) -> list[Case]:
+    """Each NEON tile alone: left half to train, right half to test (PNG rasters, box CSVs).
+
+    Raises:
+        ConfigError: the NEON files are not under ``shared``.
+    """
+    from PIL import Image
+
+    sites = {
+        "OSBS": (shared / "neon-osbs-029" / "OSBS_029.tif", shared / "neon-osbs-029" / "OSBS_029.csv"),
+        "SOAP": (shared / "neon-soap-061" / "SOAP_061.png", shared / "neon-soap-061" / "SOAP_061.xml"),
+    }  # fmt: skip
+    missing = [str(p) for pair in sites.values() for p in pair if not p.is_file()]
+    if missing:
+        raise ConfigError(f"NEON tree tiles not found: {missing}; pass --shared-data DIR")
+    found = []
+    for site, (raster, labels) in sites.items():
+        pixels = _rgb_pixels(raster)
+        if labels.suffix == ".xml":
+            boxes = voc_boxes(labels)
+        else:
+            boxes = pd.read_csv(labels)[["xmin", "ymin", "xmax", "ymax"]].assign(label="tree")
+        cut = pixels.shape[1] // 2
+        root = work / f"trees-{site}"
+        counts = {}
+        for part, (x0, x1) in (("train", (0, cut)), ("test", (cut, pixels.shape[1]))):
+            kept = _boxes_in_columns(boxes, x0, x1)
+            counts[part] = len(kept)
+            (root / part / "images").mkdir(parents=True, exist_ok=True)
+            (root / part / "datasets").mkdir(parents=True, exist_ok=True)
+            dest = root / part / "images" / f"{site}_{part}.png"
+            fresh = dest.with_name(f"{dest.stem}.new.png")
+            Image.fromarray(np.ascontiguousarray(pixels[:, x0:x1])).save(fresh)
+            _publish(fresh, dest)
+            kept.to_csv(root / part / "datasets" / f"{site}_{part}.csv", index=False)
+        found.append(Case(f"trees-{site}", root, counts["train"], BOX_COLUMNS, (0.0, 1000.0)))
+    return found
+
+
+def _rgb_pixels(path: Path) -> np.ndarray:
+    """The first three bands of an image file as uint8 [H, W, 3]."""
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return np.moveaxis(src.read([1, 2, 3]), 0, -1).astype(np.uint8)
+
+
+def _boxes_in_columns(boxes: pd.DataFrame, x0: int, x1: int) -> pd.DataFrame:
+    """Boxes clipped to columns ``[x0, x1)`` (x shifted by ``-x0``), kept when >= half remains."""
+    left = boxes["xmin"].clip(x0, x1)
+    right = boxes["xmax"].clip(x0, x1)
+    keep = (right - left) >= 0.5 * (boxes["xmax"] - boxes["xmin"])
+    out = boxes.assign(xmin=left - x0, xmax=right - x0)[keep]
+    return out.reset_index(drop=True)
 
 
 def voc_boxes(path: Path) -> pd.DataFrame:

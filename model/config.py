@@ -50,6 +50,7 @@ InputStretch = Literal["none", "linear", "asinh", "log", "zscale"]  # tiling.rad
 InputNorm = Literal["dataset", "tile"]  # model.network.factory.NoResizeTransform
 Optimizer = Literal["adamw", "sgd"]
 Scheduler = Literal["none", "cosine", "onecycle"]
+Stride4 = Literal[False, True, "auto"]  # "auto": per trial, model.network.anchors.auto_stride4
 BoxLoss = Literal["l1", "smooth_l1", "giou", "diou", "ciou"]  # torchvision's box regression losses
 Count = Annotated[int, Range(1)]  # an integer >= 1
 Fraction = Annotated[float, Range(0.0, 1.0)]  # a number in [0, 1]
@@ -114,7 +115,7 @@ class ModelConfig:
     anchor_sizes: Any = "auto"  # "auto" or ((px, ...), ...) one tuple per pyramid level
     aspect_ratios: tuple[float, ...] = (1.0,)  # h/w of anchors; square for round objects
     scales_per_level: Count = 3  # anchors per level when anchor_sizes is resolved from "auto"
-    stride4: bool = False  # add a stride-4 level (P2) for objects of a few pixels
+    stride4: Stride4 = False  # add a stride-4 level (P2) for objects of a few pixels; or "auto"
     fpn_channels: Annotated[int, Range(8)] = 256  # FPN and head channels; 128 ~2x faster on CPU
     norm: Norm = "group"  # trainable norms: group (GroupNorm, also in the heads) | batch
     image_mean: list[float] | None = None  # per band, raw or stretched units; None = 0
@@ -166,8 +167,27 @@ class ModelConfig:
 
     @property
     def n_levels(self) -> int:
-        """Number of pyramid levels: 5 (P3-P7), 6 with ``stride4``."""
-        return 6 if self.stride4 else 5
+        """Number of pyramid levels: 5 (P3-P7), 6 with ``stride4``.
+
+        Raises:
+            ConfigError: ``stride4="auto"``, not resolved yet (see :attr:`has_p2`).
+        """
+        return 6 if self.has_p2 else 5
+
+    @property
+    def has_p2(self) -> bool:
+        """Whether the pyramid has the stride-4 level P2 (``stride4`` resolved).
+
+        Raises:
+            ConfigError: ``stride4="auto"``, not resolved yet (a trial resolves it from its store).
+        """
+        if self.stride4 == "auto":
+            raise ConfigError(
+                "stride4='auto' depends on the training objects: resolve it first with "
+                "model.network.anchors.auto_stride4 (a trial does so from its tile store), or set "
+                "stride4=True or False"
+            )
+        return bool(self.stride4)
 
     @property
     def nodata_fill(self) -> list[float] | None:
@@ -390,6 +410,10 @@ def _validate_anchors(cfg: ModelConfig) -> None:
     sizes = cfg.anchor_sizes
     if sizes == "auto":
         return
+    if cfg.stride4 == "auto":
+        raise _fail(
+            "stride4", "auto", 'True or False with explicit anchor_sizes (or anchor_sizes="auto")'
+        )
     n = cfg.n_levels
     levels = f"{n} levels ({'P2-P7, stride4=True' if cfg.stride4 else 'P3-P7, stride4=False'})"
     if not isinstance(sizes, tuple) or len(sizes) != n:

@@ -64,7 +64,7 @@ def resolve_config(
     changes = {} if band_stats is None else _band_changes(config, band_stats)
     if config.anchor_sizes == "auto":
         if diameters is None:
-            changes["anchor_sizes"] = default_anchor_sizes(config.stride4)
+            changes["anchor_sizes"] = default_anchor_sizes(config.has_p2)
         else:
             changes["anchor_sizes"] = auto_anchor_sizes(
                 diameters,

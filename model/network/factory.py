@@ -196,7 +196,7 @@ def anchor_generator(config: ModelConfig) -> AnchorGenerator:
     """AnchorGenerator with the config's sizes (px) and aspect ratios at every level."""
     sizes = config.anchor_sizes
     if sizes == "auto":
-        sizes = default_anchor_sizes(config.stride4)
+        sizes = default_anchor_sizes(config.has_p2)
         logger.warning(
             'anchor_sizes="auto" was not resolved (model.network.data_settings.resolve_config); using %s',
             sizes,
@@ -226,7 +226,7 @@ def build_retinanet(config: ModelConfig) -> RetinaNet:
     backbone = build_backbone(
         config.backbone,
         in_channels=config.in_channels,
-        stride4=config.stride4,
+        stride4=config.has_p2,
         norm=config.norm,
         fpn_channels=config.fpn_channels,
     )

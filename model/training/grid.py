@@ -49,6 +49,7 @@ from torch.multiprocessing.spawn import ProcessException
 
 from augment.recipe import AUTO, auto_recipe
 from model.config import ModelConfig
+from model.network.anchors import auto_stride4
 from model.network.data_settings import resolve_config
 from model.ray_options import RayOptions
 from model.run_config import RUN_FIELDS, RunConfig
@@ -61,7 +62,7 @@ from model.training.trainer import TrainTimer, build_trainer
 from model.training.trial_logs import best_row, log_versions, read_trial_metrics
 from tiling.atomic import copy_atomic, write_text_atomic
 from tiling.errors import ConfigError, RasterDetectError
-from tiling.geometry.splits import objects_per_split
+from tiling.geometry.splits import objects_of_split, objects_per_split
 from tiling.store.interface import TileStoreLike
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,10 @@ def trial_config(base: ModelConfig, params: Mapping[str, Any], store: TileStoreL
     training tiles (before the trial id is taken, so the id names the recipe that trains).
     """
     config = base.replace(**params, classes=list(store.labels), tile_size=int(store.tile_size))
-    config = config.replace(augment=resolve_augment(config.augment, store))
+    config = config.replace(
+        augment=resolve_augment(config.augment, store),
+        stride4=resolve_stride4(config.stride4, store),
+    )
     diameters = store.boxes["diameter"].to_numpy(np.float64) if len(store.boxes) else None
     return resolve_config(config, diameters, store.band_stats)
 
@@ -150,6 +154,20 @@ def resolve_augment(recipe: Any, store: TileStoreLike) -> Any:
     n_train = int(objects_per_split(store.tiles, store.boxes)["train"])
     chosen = auto_recipe(n_train)
     log.info("augment='auto' resolved to %r (%d training objects)", chosen, n_train)
+    return chosen
+
+
+def resolve_stride4(value: Any, store: TileStoreLike) -> Any:
+    """``value``, or what ``"auto"`` stands for with this store.
+
+    That is :func:`model.network.anchors.auto_stride4` of the diameters (tile px) of the distinct
+    objects on the training tiles.
+    """
+    if value != AUTO:
+        return value
+    train = objects_of_split(store.tiles, store.boxes, "train")
+    chosen = auto_stride4(train["diameter"].to_numpy(np.float64))
+    log.info("stride4='auto' resolved to %s (%d training objects)", chosen, len(train))
     return chosen
 
 
@@ -345,8 +363,12 @@ def run_grid(
     if select == "kfold":
         from model.training.kfold import run_kfold
 
-        # one recipe for every fold and the final training: "auto" counts the store's own split
-        base = base.replace(augment=resolve_augment(base.augment, store))
+        # one recipe and pyramid for every fold and the final training: "auto" reads the store's
+        # own split
+        base = base.replace(
+            augment=resolve_augment(base.augment, store),
+            stride4=resolve_stride4(base.stride4, store),
+        )
 
         arguments = dict(
             run=run, max_epochs=max_epochs, limit_batches=limit_batches, retry_failed=retry_failed,

@@ -68,7 +68,7 @@ def test_defaults_are_valid():
         ({"fpn_channels": 100}, r"fpn_channels=100.*multiple of 32 with norm=\"group\".*e.g. 96"),
         ({"lr": "1e-3"}, r"lr='1e-3'.*a string, not a number: write it unquoted"),
         ({"batch_size": 8.0}, r"batch_size=8.0.*an integer >= 1"),
-        ({"stride4": 1}, r"stride4=1.*true or false"),
+        ({"stride4": 1}, r"stride4=1.*one of \[False, True, 'auto'\]"),
         (
             {"input_stretch": "sqrt"},
             r"input_stretch='sqrt'.*'none', 'linear', 'asinh', 'log', 'zscale'",

@@ -127,6 +127,13 @@ def test_from_yaml_reads_any_subset_and_refuses_unknown_names(tmp_path):
     assert params.tile_size == 128 and params.grid == {"lr": [1e-3, 3e-4]}
     assert params.precision == "32" and params.weights is None and params.output_dir == "elsewhere"
     assert params.backbone == "resnet18"  # the notebook's default
+    path.write_text("stride4: true\n")
+    assert RunParameters.from_yaml(path).model_config().stride4 is True
+    path.write_text("stride4: Auto\n")
+    assert RunParameters.from_yaml(path).model_config().stride4 == "auto"
+    path.write_text("stride4: sometimes\n")
+    with pytest.raises(ConfigError, match=r"run.yaml: stride4: 'sometimes' is not true or false"):
+        RunParameters.from_yaml(path)
     path.write_text("tile_size: 128\nbackbon: resnet50\n")
     with pytest.raises(ConfigError, match=r"run.yaml: unknown parameter\(s\) \['backbon'\]"):
         RunParameters.from_yaml(path)

@@ -295,10 +295,30 @@ def objects_per_split(tiles: pd.DataFrame, boxes: pd.DataFrame) -> pd.Series:
     Returns:
         ``int64`` counts per split, 0 for a split without objects.
     """
+    counts = _distinct_objects(tiles, boxes).groupby("split").size()
+    return counts.reindex(pd.Index(SPLITS, name="split")).fillna(0).astype(np.int64)
+
+
+def objects_of_split(tiles: pd.DataFrame, boxes: pd.DataFrame, split: str) -> pd.DataFrame:
+    """One box row per distinct object on the tiles of ``split`` (first tile's row).
+
+    Args:
+        tiles: ``tile_id, array, split``.
+        boxes: ``tile_id, object_id`` and any other columns (e.g. ``diameter`` in tile px).
+
+    Returns:
+        ``boxes``' columns plus ``split`` and ``array``; as many rows as
+        ``objects_per_split(tiles, boxes)[split]``.
+    """
+    on = _distinct_objects(tiles, boxes)
+    return on[on["split"] == split].reset_index(drop=True)
+
+
+def _distinct_objects(tiles: pd.DataFrame, boxes: pd.DataFrame) -> pd.DataFrame:
+    """``boxes`` with their tile's ``split`` and ``array``, one row per (split, array, object)."""
     by_id = tiles.set_index("tile_id")
     on = boxes.assign(
         split=by_id["split"].reindex(boxes["tile_id"]).to_numpy(),
         array=by_id["array"].reindex(boxes["tile_id"]).to_numpy(),
     )
-    counts = on.drop_duplicates(["split", "array", "object_id"]).groupby("split").size()
-    return counts.reindex(pd.Index(SPLITS, name="split")).fillna(0).astype(np.int64)
+    return on.drop_duplicates(["split", "array", "object_id"])

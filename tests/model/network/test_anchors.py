@@ -6,7 +6,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.config import ModelConfig, pyramid_strides
-from model.network.anchors import auto_anchor_sizes, best_anchor_iou, check_anchors_cover
+from model.network.anchors import (
+    AUTO_STRIDE4_BELOW,
+    SMALL_OBJECT_PX,
+    SMALL_SHARE,
+    auto_anchor_sizes,
+    auto_stride4,
+    best_anchor_iou,
+    check_anchors_cover,
+)
 from tiling.errors import ConfigError
 
 
@@ -98,3 +106,25 @@ def test_check_anchors_cover():
     with pytest.raises(ConfigError, match=r"cannot cover objects of 400 px"):
         check_anchors_cover(config, [10.0, 400.0])
     assert check_anchors_cover(ModelConfig(), [1.0, 1000.0]) == 1.0
+
+
+def test_auto_stride4_for_few_labels_with_many_small_objects():
+    small, large = SMALL_OBJECT_PX - 1, SMALL_OBJECT_PX + 1
+    n_small = int(np.ceil(SMALL_SHARE * 100))
+    assert auto_stride4([small] * n_small + [large] * (100 - n_small))  # a fifth under 12 px
+    assert not auto_stride4([small] * (n_small - 1) + [large] * (101 - n_small))
+    assert not auto_stride4([SMALL_OBJECT_PX] * 100)  # 12 px itself is not small
+    assert not auto_stride4([small] * AUTO_STRIDE4_BELOW)  # many labels: off
+    assert auto_stride4([small] * (AUTO_STRIDE4_BELOW - 1))
+    assert not auto_stride4([])
+
+
+def test_unresolved_stride4_auto_is_refused_where_the_levels_are_needed():
+    config = ModelConfig(tile_size=128, stride4="auto")
+    with pytest.raises(ConfigError, match=r"stride4='auto' depends on the training objects"):
+        _ = config.n_levels
+    assert config.replace(stride4=True).n_levels == 6
+    with pytest.raises(ConfigError, match=r"ModelConfig.stride4='auto' is invalid"):
+        ModelConfig(tile_size=128, stride4="auto", anchor_sizes=((8.0,),) * 5)
+    with pytest.raises(ConfigError, match=r"stride4='yes' is invalid"):
+        ModelConfig(stride4="yes")

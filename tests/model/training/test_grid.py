@@ -22,7 +22,7 @@ from model.training.grid import (
 )
 from tests.model.store_factory import open_store, write_disc_store
 from tiling.errors import ConfigError, RasterDetectError
-from tiling.geometry.splits import objects_per_split
+from tiling.geometry.splits import objects_of_split, objects_per_split
 
 torch.set_num_threads(2)
 FAST = {
@@ -98,6 +98,16 @@ def test_trial_id_hashes_a_later_field_only_away_from_its_default(store, base):
     before = hashlib.sha1(json.dumps({"config": fields}, sort_keys=True).encode()).hexdigest()
     assert trial_id(config) == "t-" + before[:10]
     assert trial_id(config.replace(box_loss="giou")) != trial_id(config)
+
+
+def test_trial_config_resolves_stride4_auto_from_the_training_objects(store, base, monkeypatch):
+    diameters = objects_of_split(store.tiles, store.boxes, "train")["diameter"]
+    monkeypatch.setattr("model.network.anchors.SMALL_OBJECT_PX", float(diameters.max()) + 1)
+    small = trial_config(base, {"stride4": "auto"}, store)  # every training object is small
+    assert small.stride4 is True and small.n_levels == 6 and len(small.anchor_sizes) == 6
+    assert trial_id(small) == trial_id(trial_config(base, {"stride4": True}, store))
+    monkeypatch.setattr("model.network.anchors.SMALL_OBJECT_PX", float(diameters.min()))
+    assert trial_config(base, {"stride4": "auto"}, store).stride4 is False  # none is
 
 
 def test_trial_config_resolves_augment_auto_from_the_training_objects(store, base, monkeypatch):

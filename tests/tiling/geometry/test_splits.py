@@ -10,6 +10,7 @@ from tiling.geometry.splits import (
     candidate_tiles,
     catalog_sizes,
     check_fractions,
+    objects_of_split,
     objects_per_split,
     raster_splits,
     split_counts,
@@ -170,3 +171,9 @@ def test_objects_per_split_counts_each_object_once_per_split():
     assert counts.dtype == np.int64 and list(counts.index) == ["train", "val", "test"]
     empty = objects_per_split(tiles, boxes.iloc[:0])
     assert empty.to_dict() == {"train": 0, "val": 0, "test": 0}
+    train = objects_of_split(
+        tiles, boxes.assign(diameter=[9.0, 9.0, 20.0, 20.0, 9.0, 30.0]), "train"
+    )
+    assert sorted(zip(train["array"], train["object_id"], train["diameter"], strict=True)) == [
+        (0, 5, 9.0), (0, 6, 20.0), (1, 5, 9.0), (1, 7, 30.0)
+    ]  # fmt: skip
