@@ -18,8 +18,10 @@ validation tiles: what the notebook and ``raster-detect predict`` use) and
 ``P@val``, ``R@val``, ``F1@val`` of the catalogue at it. Variants:
 
 - ``defaults``: the notebook's defaults (``augment="auto"``: recipe ``copy_paste`` below
-  :data:`augment.recipe.AUTO_COPY_PASTE_BELOW` training objects, else ``default``);
-- ``old_defaults``: the defaults before ``"auto"`` (recipe ``default`` at any size);
+  :data:`augment.recipe.AUTO_COPY_PASTE_BELOW` training objects, else ``default``;
+  ``stride4="auto"``: :func:`model.network.anchors.auto_stride4`);
+- ``old_defaults``: the defaults before both ``"auto"`` (recipe ``default``, no P2);
+- ``no_stride4``: the defaults without P2 (those before ``stride4="auto"``);
 - ``copy_paste``, ``mosaic``, ``object_mix``: the recipes of :mod:`augment.recipe`
   (:mod:`augment.copy_paste`, :mod:`augment.mosaic`);
 - ``pretrain``: self-supervised pretraining of the backbone on the store's train and val tiles
@@ -63,7 +65,7 @@ from model.evaluate import evaluate_catalog
 from model.inference import predict_raster
 from model.inference.predict import choose_score_thresh
 from model.parameters import RunParameters
-from model.training import resolve_augment, run_grid
+from model.training import resolve_augment, resolve_stride4, run_grid
 from tiling.catalog import filters, read_catalogs
 from tiling.store import build_tile_store
 from tiling.store import tile_filters as tf
@@ -71,7 +73,8 @@ from tiling.store import tile_filters as tf
 PRECISION_GOAL = 0.7
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
-    "old_defaults": {"augment": "default"},
+    "old_defaults": {"augment": "default", "model": {"stride4": False}},
+    "no_stride4": {"model": {"stride4": False}},
     "copy_paste": {"augment": "copy_paste"},
     "mosaic": {"augment": "mosaic"},
     "object_mix": {"augment": "object_mix"},
@@ -117,8 +120,11 @@ def run_key(args: argparse.Namespace, case: Case, variant: dict[str, Any], store
     """
     changes = {k: v for k, v in variant.items() if k != "model"}
     changes.update(variant.get("model", {}))
-    recipe = changes.get("augment", parameters(args, case, args.steps).augment)
-    changes["augment"] = resolve_augment(recipe, store)
+    p = parameters(args, case, args.steps)
+    changes["augment"] = resolve_augment(changes.get("augment", p.augment), store)
+    changes["stride4"] = resolve_stride4(changes.get("stride4", p.stride4), store)
+    if not changes["stride4"]:
+        del changes["stride4"]  # the folder names of runs before stride4="auto"
     return "-".join(f"{k}={v}" for k, v in sorted(changes.items()))
 
 
