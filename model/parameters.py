@@ -149,6 +149,7 @@ class RunParameters(StoreParameters):
             input_stretch=self.input_stretch,
             input_norm=self.input_norm,
             fpn_channels=self.fpn_channels,
+            stride4=self.stride4,  # type: ignore[arg-type]  # checked: True, False or "auto"
             weights=self.weights,
             seed=self.seed,
         )

@@ -48,6 +48,16 @@ def test_weights_load_fully_matched_for_the_backbone(store, weights):
 
 
 @pytest.mark.slow
+def test_weights_of_a_p2_pyramid_load_fully_matched(store, tmp_path):
+    config = CONFIG.replace(stride4=True)  # the notebook passes stride4 (resolved per store)
+    path = pretrain_backbone(store, config, tmp_path / "p2.pt", steps=1, batch_size=4)
+    detector = build_retinanet(concrete(config, store).replace(weights=str(path)))
+    backbone = [k for k in detector.state_dict() if k.startswith("backbone.")]
+    assert sorted(detector.weights_report.matched) == sorted(backbone)
+    assert any(k.startswith("backbone.fpn.inner_blocks.3") for k in backbone)  # the P2..P5 blocks
+
+
+@pytest.mark.slow
 def test_pretraining_is_deterministic(store, weights, tmp_path):
     a = weights
     b = pretrain_backbone(store, CONFIG, tmp_path / "b.pt", steps=2, batch_size=4)
