@@ -71,7 +71,7 @@ class RunParameters(StoreParameters):
     input_norm: InputNorm = param("dataset", "model input normalisation: dataset (the training tiles' mean and std) | tile (each window's own mean and std: rasters of other brightness or contrast than the training ones)", o.choice(*get_args(InputNorm)))
     norm: Norm = param("group", "group (GroupNorm in backbone and heads) | batch", o.choice(*get_args(Norm)))
     fpn_channels: int = param(128, "channels of the FPN and heads (torchvision uses 256)", o.positive_int)
-    stride4: bool | str = param("auto", "stride-4 pyramid level (P2) for small objects: true | false | auto (on below 1500 training objects when a fifth of them are under 12 px; ~1.9x the training time)", o.or_auto(o.flag))
+    stride4: bool | str = param("auto", "stride-4 pyramid level (P2) for small objects: true | false | auto (on below 1500 training objects when a fifth of them are under 12 px; ~1.85x the training time)", o.or_auto(o.flag))
     weights: str | None = param(None, "local weights file (state dict or checkpoint); null trains from scratch", o.optional(o.text))
     batch_size: int = param(8, "tiles per batch", o.positive_int)
     steps_per_trial: int = param(480, "optimiser steps of every trial (its budget of work; batch_size tiles each)", o.positive_int)

@@ -122,7 +122,7 @@ def auto_stride4(diameters: ArrayLike) -> bool:
     On a stride-8 grid an anchor's centre can sit 4 px off an object's in each axis: for an object
     of 8-12 px that alone caps the IoU at 0.3-0.5, under RetinaNet's 0.5 for a positive, so small
     objects train on few, poor anchors; on the stride-4 grid the offset halves. P2 quadruples the
-    head's positions (about 1.9x the training time at 128 px tiles), so it is chosen where it was
+    head's positions (about 1.85x the training time at 128 px tiles), so it is chosen where it was
     measured to pay: few labels (fewer than :data:`AUTO_STRIDE4_BELOW` objects, where it raised
     AP@0.5 by 0.1-0.2 on the few-labels benchmark) of which at least :data:`SMALL_SHARE` are
     under :data:`SMALL_OBJECT_PX`. With more labels the stride-8 model was not measured short of
