@@ -61,6 +61,7 @@ import pandas as pd
 import torch
 
 from bench.few_labels_data import Case, crater_cases, tree_case, tree_half_cases
+from model.budget import auto_max_steps
 from model.evaluate import evaluate_catalog
 from model.inference import predict_raster
 from model.inference.predict import choose_score_thresh
@@ -128,11 +129,21 @@ def run_key(args: argparse.Namespace, case: Case, variant: dict[str, Any], store
     return "-".join(f"{k}={v}" for k, v in sorted(changes.items()))
 
 
+def budget_steps(args: argparse.Namespace, case: Case, variant: dict[str, Any], store: Any) -> int:
+    """``--steps``, or with ``--steps auto`` the notebook's budget for the variant's pyramid."""
+    if args.steps != "auto":
+        return int(args.steps)
+    p = parameters(args, case, args.steps)
+    stride4 = variant.get("model", {}).get("stride4", p.stride4)
+    has_p2 = bool(resolve_stride4(stride4, store))
+    return auto_max_steps(int(store.tile_size), p.batch_size, has_p2)
+
+
 def train(args: argparse.Namespace, case: Case, name: str, store: Any, step_s: float) -> dict:
     """Train one variant; its checkpoint, detector steps and seconds (pretraining included)."""
     variant = VARIANTS[name]
     out = args.work / "runs" / case.name / run_key(args, case, variant, store)
-    steps, pre_s, weights = args.steps, 0.0, None
+    steps, pre_s, weights = budget_steps(args, case, variant, store), 0.0, None
     if variant.get("pretrain"):
         from model.pretrain import pretrain_backbone
 
@@ -141,7 +152,7 @@ def train(args: argparse.Namespace, case: Case, name: str, store: Any, step_s: f
         weights = pretrain_backbone(store, config, out / "pretrained.pt", steps=args.pretrain_steps)
         pre_s = time.perf_counter() - start
         if np.isfinite(step_s):  # the defaults' time per step: same total time
-            steps = max(args.steps - round(pre_s / step_s), args.steps // 4)
+            steps = max(steps - round(pre_s / step_s), steps // 4)
     p = parameters(args, case, steps)
     changes = {k: v for k, v in variant.items() if k not in ("pretrain", "model")}
     p = dataclasses.replace(p, **changes, weights=weights)  # RunParameters fields
@@ -217,9 +228,22 @@ def cases(args: argparse.Namespace) -> list[Case]:
     return found
 
 
+def steps_option(text: str) -> int | str:
+    """``--steps``: a positive count or ``auto``."""
+    if text == "auto":
+        return text
+    steps = int(text)
+    if steps < 1:
+        raise argparse.ArgumentTypeError(f"--steps {text}: give a positive count or auto")
+    return steps
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--steps", type=int, default=300, help="detector optimiser steps")
+    parser.add_argument(
+        "--steps", type=steps_option, default=300,
+        help="detector optimiser steps, or auto (the notebook's: model.budget.auto_max_steps)",
+    )  # fmt: skip
     parser.add_argument("--pretrain-steps", type=int, default=150, help="pretraining steps")
     parser.add_argument("--counts", type=int, nargs="+", default=[100, 300], help="labels N")
     parser.add_argument("--datasets", nargs="+", default=["craters", "trees"])

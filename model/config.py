@@ -139,7 +139,7 @@ class ModelConfig:
     scheduler: Scheduler = "cosine"  # none | cosine | onecycle
     batch_size: Count = 8  # tiles per batch (per device)
     max_epochs: Count = 20  # training epochs (when max_steps is None)
-    max_steps: Count | None = None  # training budget in optimiser steps; None = max_epochs
+    max_steps: Count | Literal["auto"] | None = None  # step budget; None: epochs; "auto": budget
     early_stopping_patience: Count | None = None  # epochs without val improvement; None = off
     augment: Any = "default"  # recipe name (augment.recipe), recipe dict, or "auto" (set per trial)
     seed: Annotated[int, Range(0)] = 0  # seeds torch/numpy/python and the data order

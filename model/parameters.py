@@ -71,10 +71,10 @@ class RunParameters(StoreParameters):
     input_norm: InputNorm = param("dataset", "model input normalisation: dataset (the training tiles' mean and std) | tile (each window's own mean and std: rasters of other brightness or contrast than the training ones)", o.choice(*get_args(InputNorm)))
     norm: Norm = param("group", "group (GroupNorm in backbone and heads) | batch", o.choice(*get_args(Norm)))
     fpn_channels: int = param(128, "channels of the FPN and heads (torchvision uses 256)", o.positive_int)
-    stride4: bool | str = param("auto", "stride-4 pyramid level (P2) for small objects: true | false | auto (on below 1500 training objects when a fifth of them are under 12 px; ~1.85x the training time)", o.or_auto(o.flag))
+    stride4: bool | str = param("auto", "stride-4 pyramid level (P2) for small objects: true | false | auto (on below 1500 training objects when a fifth of them are under 12 px; ~2x the time per step, steps_per_trial auto halves the steps)", o.or_auto(o.flag))
     weights: str | None = param(None, "local weights file (state dict or checkpoint); null trains from scratch", o.optional(o.text))
     batch_size: int = param(8, "tiles per batch", o.positive_int)
-    steps_per_trial: int = param(480, "optimiser steps of every trial (its budget of work; batch_size tiles each)", o.positive_int)
+    steps_per_trial: int | str = param("auto", "optimiser steps of every trial (batch_size tiles each); auto: the work of 480 steps of 8 tiles of 256 px at this tile size, batch and pyramid (1920 at 128 px, halved with stride4)", o.or_auto(o.positive_int))
     samples_per_epoch: int = param(960, "training tiles drawn between two validations (content-weighted, with replacement)", o.positive_int)
     lr: float = param(1e-3, "learning rate (a grid over lr replaces it)", o.positive_float)
     scheduler: Scheduler = param("onecycle", "learning-rate schedule: none | cosine | onecycle", o.choice(*get_args(Scheduler)))
@@ -83,7 +83,7 @@ class RunParameters(StoreParameters):
     num_samples: int = param(8, "trials of a random search", o.positive_int)
     select: str = param("val", "how trials are compared: val (the validation blocks) | kfold (mean over folds spatial folds of the train and val blocks, the best trained again: folds + 1 trainings per trial, for small data sets)", o.choice("val", "kfold"))
     folds: int = param(3, "spatial folds of the kfold selection", o.positive_int)
-    max_minutes_per_trial: float | None = param(20.0, "guard only: a trial still training after this stops, marked truncated (null: none)", o.optional(o.positive_float), unit="minutes")
+    max_minutes_per_trial: float | None = param(40.0, "guard only: a trial still training after this stops, marked truncated (null: none)", o.optional(o.positive_float), unit="minutes")
     accelerator: Accelerator = param("auto", "auto | cpu | gpu | cuda | mps", o.choice(*get_args(Accelerator)))
     precision: Precision = param("auto", "auto (bf16 on CPUs with AMX/AVX-512 BF16 and on bf16 GPUs, else 32) | 32 | 16-mixed | bf16-mixed", o.choice(*get_args(Precision)))
     pretrain_steps: int = param(0, "self-supervised pretraining steps of the backbone on the train and val tiles before the grid (0: off; off in smoke runs)", o.non_negative_int)
@@ -131,7 +131,7 @@ class RunParameters(StoreParameters):
             stride4=self.stride4,  # type: ignore[arg-type]  # checked: True, False or "auto"
             weights=self.weights,
             batch_size=self.batch_size,
-            max_steps=self.steps_per_trial,
+            max_steps=self.steps_per_trial,  # type: ignore[arg-type]  # checked: a count or "auto"
             lr=self.lr,
             scheduler=self.scheduler,
             augment=self.augment,

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from model.budget import auto_max_steps
 from model.config import MAX_ANCHOR_FACTOR, ModelConfig, default_anchor_sizes
 from model.network.anchors import auto_anchor_sizes, check_anchors_cover
 from tiling.errors import ConfigError
@@ -53,6 +54,9 @@ def resolve_config(
     ``image_mean``/``image_std`` (when None) are those of the STRETCHED values in [0, 1]
     (:func:`stretched_mean_std`).
 
+    ``max_steps="auto"`` becomes :func:`model.budget.auto_max_steps` of the tile size, batch size
+    and pyramid (``stride4`` resolved first).
+
     Args:
         config: the requested config.
         diameters: object diameters in tile pixels, [N], or None.
@@ -75,6 +79,9 @@ def resolve_config(
         logger.info("auto anchor sizes resolved to %s", changes["anchor_sizes"])
     elif diameters is not None:
         check_anchors_cover(config, diameters)
+    if config.max_steps == "auto":
+        changes["max_steps"] = auto_max_steps(config.tile_size, config.batch_size, config.has_p2)
+        logger.info("max_steps='auto' resolved to %d", changes["max_steps"])
     return config.replace(**changes)
 
 

@@ -31,6 +31,7 @@ from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 from model.config import ModelConfig
 from model.run_config import RunConfig
 from model.training.progress_bar import ProgressBar
+from tiling.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +219,12 @@ def build_trainer(
     """
     run_dir, run = Path(run_dir), run or RunConfig()
     steps = config.max_steps if max_steps is None else max_steps
+    if steps == "auto":
+        raise ConfigError(
+            "max_steps='auto' depends on the tile size, batch size and pyramid: resolve the config "
+            "first (model.network.data_settings.resolve_config; a trial of run_grid does so), or "
+            "give max_steps a number of optimiser steps"
+        )
     epochs = max_epochs if max_epochs is not None else (-1 if steps else config.max_epochs)
     options: dict[str, Any] = {
         "max_epochs": epochs,

@@ -134,6 +134,12 @@ def test_from_yaml_reads_any_subset_and_refuses_unknown_names(tmp_path):
     path.write_text("stride4: sometimes\n")
     with pytest.raises(ConfigError, match=r"run.yaml: stride4: 'sometimes' is not true or false"):
         RunParameters.from_yaml(path)
+    path.write_text("steps_per_trial: 300\n")
+    assert RunParameters.from_yaml(path).model_config().max_steps == 300
+    assert RunParameters().model_config().max_steps == "auto"  # the default budget's work
+    path.write_text("steps_per_trial: 0\n")
+    with pytest.raises(ConfigError, match=r"run.yaml: steps_per_trial: 0 is not"):
+        RunParameters.from_yaml(path)
     path.write_text("tile_size: 128\nbackbon: resnet50\n")
     with pytest.raises(ConfigError, match=r"run.yaml: unknown parameter\(s\) \['backbon'\]"):
         RunParameters.from_yaml(path)

@@ -110,3 +110,14 @@ def test_resolve_config_stretch_fallbacks_explicit_values_and_errors(caplog):
         resolve_config(
             ModelConfig(input_stretch="asinh"), None, {**old, "percentiles": {"0.5": [0, 0]}}
         )
+
+
+def test_resolve_config_resolves_the_step_budget_after_the_pyramid():
+    config = ModelConfig(tile_size=128, batch_size=8, max_steps="auto", stride4=True)
+    assert resolve_config(config, [10.0, 20.0]).max_steps == 960
+    assert resolve_config(config.replace(stride4=False), [10.0, 20.0]).max_steps == 1920
+    assert resolve_config(config.replace(max_steps=300), [10.0, 20.0]).max_steps == 300  # kept
+    with pytest.raises(ConfigError, match=r"stride4='auto' depends on the training objects"):
+        resolve_config(config.replace(stride4="auto"), [10.0, 20.0])
+    with pytest.raises(ConfigError, match=r"max_steps='now' is invalid"):
+        ModelConfig(max_steps="now")

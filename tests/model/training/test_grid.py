@@ -110,6 +110,18 @@ def test_trial_config_resolves_stride4_auto_from_the_training_objects(store, bas
     assert trial_config(base, {"stride4": "auto"}, store).stride4 is False  # none is
 
 
+def test_trial_config_resolves_the_step_budget_and_the_trainer_refuses_it_unresolved(store, base):
+    auto = trial_config(base.replace(max_steps="auto"), {"stride4": False}, store)
+    assert auto.tile_size == 64 and auto.max_steps == 1920  # capped: 64 px tiles of 2
+    same = trial_config(base.replace(max_steps=1920), {"stride4": False}, store)
+    assert trial_id(auto) == trial_id(same)  # the id names the steps that train
+    assert trial_config(base.replace(max_steps="auto"), {"batch_size": 4}, store).max_steps == 1920
+    from model.training.trainer import build_trainer
+
+    with pytest.raises(ConfigError, match=r"max_steps='auto' depends on the tile size"):
+        build_trainer(base.replace(max_steps="auto"), store.path, enable_progress_bar=False)
+
+
 def test_trial_config_resolves_augment_auto_from_the_training_objects(store, base, monkeypatch):
     n_train = int(objects_per_split(store.tiles, store.boxes)["train"])
     assert 0 < n_train < AUTO_COPY_PASTE_BELOW
