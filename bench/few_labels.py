@@ -5,7 +5,9 @@ For each data set of :mod:`bench.few_labels_data` (a varied synthetic crater fie
 pipeline runs as the notebook does: :func:`tiling.catalog.read_catalogs`,
 :func:`tiling.store.build_tile_store` (train raster only, blocks split into train and val),
 :func:`model.training.run_grid` (one trial, the notebook's defaults from
-:class:`model.parameters.RunParameters` with ``--steps`` optimiser steps),
+:class:`model.parameters.RunParameters` with ``--steps`` optimiser steps, or with ``--steps
+auto`` the notebook's own budget, :func:`model.budget.auto_max_steps` of ``--tile-size`` and each
+variant's pyramid),
 :func:`model.inference.predict_raster` over the whole test raster (score >= 0.05), the catalogue's
 diameter filter, and :func:`model.evaluate.evaluate_catalog` (box IoU >= 0.5).
 
