@@ -13,7 +13,8 @@ Layout under ``output_dir``::
     trials/<id>/error.txt             the traceback of a failed trial
 
 Every trial of a grid gets the same budget of work: ``max_steps`` optimiser steps (the config's,
-else ``max_epochs`` epochs), never a time. ``max_minutes_per_trial`` is only a guard: a trial it
+``"auto"`` resolved per trial by :func:`model.budget.auto_max_steps`; else ``max_epochs``
+epochs), never a time. ``max_minutes_per_trial`` is only a guard: a trial it
 stops is ``truncated`` (its ``steps`` fall short of ``budget_steps``), flagged in the table and
 chosen as the best only when no trial completed. With the same seed and inputs the table is the
 same on a fast and a slow machine (within floating-point noise); only ``train_time_s`` differs.

@@ -43,7 +43,7 @@ def test_train_help_lists_the_run_file_keys(capsys):
     assert "run file keys" in out
     assert (
         "max_minutes_per_trial  guard only: a trial still training after this stops, marked "
-        "truncated (null: none) [minutes] (default: 20.0)" in out
+        "truncated (null: none) [minutes] (default: 60.0)" in out
     )
 
 
