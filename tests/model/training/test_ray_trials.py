@@ -232,7 +232,7 @@ def test_a_search_whose_driver_is_stopped_resumes(store, base, tmp_path, stop):
                 not (p.parents[1] / "summary.json").exists() for p in lasts
             )
 
-        wait_for(mid_search, 120, proc)
+        wait_for(mid_search, 300, proc)  # a deadline, not a timing: generous for loaded machines
         proc.send_signal(stop)  # the driver alone, as a kill or Ctrl-C would
         _, err = proc.communicate(timeout=60)
         settled(out / "trials", quiet_s=3, within_s=30)  # the trial's worker dies with it
