@@ -2,9 +2,9 @@
 
 The step budget of a trial (``steps_per_trial``) is counted in optimiser steps, so its time
 depends on the tile size and on the stride-4 level (P2). This benchmark times one bare training
-step (``build_retinanet``, forward with targets, backward, AdamW step: as ``bench.train_step``'s
-bare step) of ``--batch-size`` tiles of random pixels with two boxes each, for every
-``--tiles`` size with and without P2, and prints each median against the 256 px, P3-P7 step
+step (``bench.train_step.bare_step``: forward with targets, backward, AdamW step) of
+``--batch-size`` tiles of random pixels with two boxes each, for every ``--tiles`` size with and
+without P2, and prints each median against the 256 px, P3-P7 step
 measured in the same run (the default ``tile_size``), and the steps that would cost the time of
 480 default steps. The cases run in turn, one step of each per round (A B C ... A B C ...), so a
 shared machine's load falls on all of them alike.
@@ -25,10 +25,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from bench.train_step import bare_step
 from model.config import ModelConfig
 from model.network.data_settings import resolve_config
-from model.network.factory import build_retinanet
-from model.precision import autocast
 
 Step = Callable[[], None]
 #: The default tile side (px) and step budget the ratios are taken against.
@@ -39,23 +38,9 @@ def case_step(tile: int, stride4: bool, batch: int, fpn: int, precision: str) ->
     """A closure running one training step on a fixed batch of ``batch`` random tiles of ``tile`` px."""
     config = ModelConfig(tile_size=tile, stride4=stride4, fpn_channels=fpn, batch_size=batch)
     config = resolve_config(config, np.geomspace(6.0, 80.0, 64))
-    model = build_retinanet(config).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(tile)
     images = torch.rand(batch, 3, tile, tile, generator=generator)
-    boxes = torch.tensor([[0.1, 0.1, 0.2, 0.2], [0.5, 0.4, 0.7, 0.6]]) * tile
-    targets = [{"boxes": boxes, "labels": torch.zeros(2, dtype=torch.long)}] * batch
-    device = torch.device("cpu")
-
-    def step() -> None:
-        with autocast(device, precision):
-            losses = model(list(images), targets)
-            loss = losses["classification"] + losses["bbox_regression"]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
+    return bare_step(config, images, precision)
 
 
 def main(argv: list[str] | None = None) -> None:
