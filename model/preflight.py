@@ -42,6 +42,7 @@ from tiling.geometry.splits import (
     catalog_sizes,
     objects_per_split,
 )
+from tiling.geometry.tile_size import resolve_tile_size
 from tiling.sources import open_raster
 from tiling.store.build import check_block_size, requested_splits
 
@@ -84,7 +85,7 @@ def preflight(
     rasters: Mapping[str, str | Path],
     catalogs: Mapping[str, pd.DataFrame],
     *,
-    tile_size: int = 256,
+    tile_size: int | str = 256,
     overlap: int = 32,
     min_visible: float = 0.5,
     split: str = "blocks",
@@ -100,12 +101,14 @@ def preflight(
         rasters: name -> raster path; ``catalogs``: name -> the cleaned catalogue (pixels,
             :func:`tiling.catalog.read_catalog` then filters).
         tile_size, overlap, min_visible, split, split_fractions, block_size, test_rasters,
-            seed: as given to :func:`tiling.store.build_tile_store`.
+            seed: as given to :func:`tiling.store.build_tile_store` (``tile_size="auto"`` resolved
+            as it does, from these catalogues).
         stride4: the model's stride-4 level (smaller anchors).
 
     Returns:
         The :class:`Preflight` report.
     """
+    tile_size = resolve_tile_size(tile_size, catalogs.values())
     infos = [raster_row(name, rasters[name], catalogs[name]) for name in catalogs]
     params = {
         "tile_size": int(tile_size), "overlap": int(overlap), "min_visible": float(min_visible),

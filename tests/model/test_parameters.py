@@ -137,6 +137,12 @@ def test_from_yaml_reads_any_subset_and_refuses_unknown_names(tmp_path):
     path.write_text("steps_per_trial: 300\n")
     assert RunParameters.from_yaml(path).model_config().max_steps == 300
     assert RunParameters().model_config().max_steps == "auto"  # the default budget's work
+    assert RunParameters().tile_size == "auto"  # 128 or 256 px from the catalogues
+    path.write_text("tile_size: AUTO\n")
+    assert RunParameters.from_yaml(path).store_arguments()["tile_size"] == "auto"
+    path.write_text("tile_size: -128\n")
+    with pytest.raises(ConfigError, match=r"run.yaml: tile_size: -128 is not a positive"):
+        RunParameters.from_yaml(path)
     path.write_text("steps_per_trial: 0\n")
     with pytest.raises(ConfigError, match=r"run.yaml: steps_per_trial: 0 is not"):
         RunParameters.from_yaml(path)

@@ -115,3 +115,15 @@ def test_too_few_objects_for_the_splits(rasters, no_reads):
     assert "a score on so few objects is noise" in " ".join(report.checks["message"])
     whole = preflight({"geo": rasters["geo"]}, sparse, tile_size=256, split="raster")
     assert any("val: 0 tiles" in m and "use split='blocks'" in m for m in whole.errors)
+
+
+def test_auto_tile_size_plans_the_tiles_of_its_number(rasters, no_reads):
+    """The issue's image: 273 craters of 8-20 px plan as 128-px tiles; 2,000 as 256-px ones."""
+    few = {"geo": catalog(273, 1150, 1700)}
+    auto = preflight({"geo": rasters["geo"]}, few, tile_size="auto")
+    fixed = preflight({"geo": rasters["geo"]}, few, tile_size=128)
+    assert auto.splits.equals(fixed.splits) and auto.splits.loc["train", "tiles"] > 60
+    many = {"geo": catalog(2000, 1150, 1700)}
+    large = preflight({"geo": rasters["geo"]}, many, tile_size="auto")
+    assert large.splits.equals(preflight({"geo": rasters["geo"]}, many, tile_size=256).splits)
+    assert not large.splits.equals(preflight({"geo": rasters["geo"]}, many, tile_size=128).splits)

@@ -392,3 +392,21 @@ def test_block_size_recorded_per_raster(data, tmp_path):
     fixed = build_tile_store(sources, tmp_path, tile_size=TILE, overlap=OVERLAP, workers=0,
                              block_size=200)  # fmt: skip
     assert fixed.meta["rasters"][0]["block_strides"] == 4  # 200 / 48 = 4.2 strides
+
+
+def test_auto_tile_size_builds_the_store_of_its_number(data, tmp_path, caplog):
+    """65 objects of 4-30 px: "auto" is 128 px, the same store (key, tiles) as asking for 128."""
+    root, sources = data
+    kwargs = {"overlap": OVERLAP, "workers": 0, "split": "raster", "test_rasters": ["beta"],
+              "split_fractions": [1.0, 0.0, 0.0]}  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="tiling.store.build"):
+        auto = build_tile_store(sources, tmp_path, tile_size="auto", **kwargs)
+    assert "tile_size auto: 128 px" in caplog.text
+    assert auto.tile_size == 128 and auto.meta["params"]["tile_size"] == 128
+    assert auto.image(0).shape == (3, 128, 128)
+    fixed = build_tile_store(sources, tmp_path, tile_size=128, **kwargs)
+    assert fixed.path == auto.path
+    alpha, catalog = sources[0]  # 300 x 420 px: holds a 256-px tile
+    many = [(alpha, pd.concat([catalog] * 50, ignore_index=True))]  # 2,000 objects
+    kwargs.update(test_rasters=[])
+    assert build_tile_store(many, tmp_path, tile_size="auto", **kwargs).tile_size == 256
