@@ -63,11 +63,13 @@ class Preflight:
         table: one row per raster.
         splits: planned tiles and objects per split (before pixel filters such as nodata).
         checks: ``check``, ``level`` (ok, warning, error), ``message``.
+        tile_size: the tile side planned, in pixels (``"auto"`` resolved).
     """
 
     table: pd.DataFrame
     splits: pd.DataFrame
     checks: pd.DataFrame
+    tile_size: int
 
     @property
     def errors(self) -> list[str]:
@@ -108,8 +110,9 @@ def preflight(
     Returns:
         The :class:`Preflight` report.
     """
-    tile_size = resolve_tile_size(tile_size, catalogs.values())
     infos = [raster_row(name, rasters[name], catalogs[name]) for name in catalogs]
+    shortest = min((min(i["height"], i["width"]) for i in infos), default=None)
+    tile_size = resolve_tile_size(tile_size, catalogs.values(), shortest)
     params = {
         "tile_size": int(tile_size), "overlap": int(overlap), "min_visible": float(min_visible),
         "split": split, "split_fractions": [float(f) for f in split_fractions],
@@ -133,7 +136,8 @@ def preflight(
         if info["crs"] == NO_CRS:
             log.info("%s has no CRS: %s", info["raster"], NO_CRS)
     table = pd.DataFrame(infos).drop(columns=["name", "height", "width"])
-    return Preflight(table, splits, pd.DataFrame(checks, columns=["check", "level", "message"]))
+    frame = pd.DataFrame(checks, columns=["check", "level", "message"])
+    return Preflight(table, splits, frame, tile_size)
 
 
 def raster_row(name: str, path: str | Path, catalog: pd.DataFrame) -> dict[str, Any]:

@@ -123,7 +123,11 @@ def test_auto_tile_size_plans_the_tiles_of_its_number(rasters, no_reads):
     auto = preflight({"geo": rasters["geo"]}, few, tile_size="auto")
     fixed = preflight({"geo": rasters["geo"]}, few, tile_size=128)
     assert auto.splits.equals(fixed.splits) and auto.splits.loc["train", "tiles"] > 60
+    assert auto.tile_size == fixed.tile_size == 128
     many = {"geo": catalog(2000, 1150, 1700)}
     large = preflight({"geo": rasters["geo"]}, many, tile_size="auto")
     assert large.splits.equals(preflight({"geo": rasters["geo"]}, many, tile_size=256).splits)
     assert not large.splits.equals(preflight({"geo": rasters["geo"]}, many, tile_size=128).splits)
+    assert large.tile_size == 256
+    both = {"geo": many["geo"], "camera": catalog(10, 600, 700)}  # 600 x 700 px holds 256
+    assert preflight(rasters, both, tile_size="auto").tile_size == 256

@@ -10,7 +10,8 @@ craters) keep 256 px, whose steps see more objects each and whose prediction win
 context.
 
 The rule: :data:`SMALL_TILE` px when the catalogues hold fewer than :data:`FEW_OBJECTS` objects
-and nine in ten of them are at most half of :data:`SMALL_TILE` across; else :data:`LARGE_TILE`.
+and nine in ten of them are at most half of :data:`SMALL_TILE` across, or when a raster is
+smaller than :data:`LARGE_TILE` px along a side; else :data:`LARGE_TILE`.
 """
 
 from __future__ import annotations
@@ -29,17 +30,21 @@ FEW_OBJECTS = 2000
 SIZE_QUANTILE = 0.9
 
 
-def auto_tile_size(diameters: np.ndarray) -> int:
+def auto_tile_size(diameters: np.ndarray, min_side: int | None = None) -> int:
     """The tile side for objects of these diameters.
 
     Args:
         diameters: float[N], every object's diameter in pixels of its raster (non-finite values
             are ignored).
+        min_side: the shortest side of the rasters in pixels (None: not known).
 
     Returns:
-        :data:`SMALL_TILE` when ``0 < N < FEW_OBJECTS`` and the :data:`SIZE_QUANTILE` quantile
-        of the diameters is at most ``SMALL_TILE / 2``; else :data:`LARGE_TILE`.
+        :data:`SMALL_TILE` when ``min_side < LARGE_TILE`` (a large tile would not fit), or when
+        ``0 < N < FEW_OBJECTS`` and the :data:`SIZE_QUANTILE` quantile of the diameters is at
+        most ``SMALL_TILE / 2``; else :data:`LARGE_TILE`.
     """
+    if min_side is not None and min_side < LARGE_TILE:
+        return SMALL_TILE
     sizes = np.asarray(diameters, dtype=float).ravel()
     sizes = sizes[np.isfinite(sizes)]
     if not 0 < sizes.size < FEW_OBJECTS:
@@ -48,12 +53,15 @@ def auto_tile_size(diameters: np.ndarray) -> int:
     return SMALL_TILE if small else LARGE_TILE
 
 
-def resolve_tile_size(tile_size: int | str, catalogs: Iterable[pd.DataFrame]) -> int:
+def resolve_tile_size(
+    tile_size: int | str, catalogs: Iterable[pd.DataFrame], min_side: int | None = None
+) -> int:
     """``tile_size`` as a number of pixels: a number unchanged, ``"auto"`` by :func:`auto_tile_size`.
 
     Args:
         tile_size: a positive number of pixels or ``"auto"``.
         catalogs: the cleaned catalogues (column ``diameter`` in pixels), all rasters together.
+        min_side: the shortest side of their rasters in pixels (None: not known).
 
     Raises:
         ConfigError: ``tile_size`` is neither; or ``"auto"`` with a catalogue lacking ``diameter``.
@@ -69,7 +77,7 @@ def resolve_tile_size(tile_size: int | str, catalogs: Iterable[pd.DataFrame]) ->
                 f"{missing} lack it: read them with tiling.catalog.read_catalogs, or give a size"
             )
         sizes = [frame["diameter"].to_numpy(dtype=float) for frame in frames]
-        return auto_tile_size(np.concatenate(sizes) if sizes else np.zeros(0))
+        return auto_tile_size(np.concatenate(sizes) if sizes else np.zeros(0), min_side)
     if isinstance(tile_size, bool) or int(tile_size) != tile_size or tile_size <= 0:
         raise ConfigError(
             f"tile_size={tile_size!r} must be a positive whole number of pixels or 'auto'"

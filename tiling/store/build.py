@@ -93,8 +93,8 @@ def build_tile_store(
             ``diameter`` (pixels of that raster) and ``label``; a raster's name is its file stem.
         out_dir: parent folder of the stores.
         tile_size: tile side ``T`` in pixels, or ``"auto"``: 128 for fewer than 2,000 objects of
-            which nine in ten are at most 64 px across, else 256
-            (:func:`tiling.geometry.tile_size.auto_tile_size`, over all the catalogues); the
+            which nine in ten are at most 64 px across, or when a raster is smaller than 256 px,
+            else 256 (:func:`tiling.geometry.tile_size.auto_tile_size`, all catalogues); the
             store's ``tile_size`` is the number. ``overlap``: pixels shared by neighbouring tiles.
         min_visible: keep an object in a tile when at least this fraction of its box is inside.
         workers: reader processes (0 reads in this process); not part of the hash.
@@ -120,7 +120,7 @@ def build_tile_store(
         CatalogError: a catalogue lacks ``x``/``y``/``diameter``; RasterError: unreadable raster.
     """
     if tile_size == AUTO:
-        tile_size = resolve_tile_size(tile_size, [catalog for _, catalog in sources])
+        tile_size = resolve_tile_size(tile_size, [c for _, c in sources], shortest_side(sources))
         log.info("tile_size auto: %d px", tile_size)
     params = store_params(
         tile_size, overlap, min_visible, split, split_fractions, block_size, test_rasters,
@@ -145,6 +145,15 @@ def build_tile_store(
         lock.release()
     log.info("built tile store %s", final)
     return TileStore(final)
+
+
+def shortest_side(sources: Sequence[tuple[str | Path, pd.DataFrame]]) -> int | None:
+    """The shortest side in pixels of the sources' rasters (headers only), None without any."""
+    sides = []
+    for path, _ in sources:
+        with open_raster(path) as src:
+            sides.append(min(src.height, src.width))
+    return min(sides) if sides else None
 
 
 def _build_and_publish(

@@ -38,7 +38,7 @@ class StoreParameters:
     workers: int = param(2, "processes reading rasters (0 reads in this process)", o.non_negative_int)
     ray_address: str | None = param(None, "a running Ray cluster (auto, host:6379): rasters are tiled there (one task each) and, with engine ray, the trials run there; null: tiling here, trials on an embedded Ray", o.optional(o.text))
     # --- tiling
-    tile_size: int | str = param("auto", "tile side (the network sees tiles at this size, never resized); auto: 128 for fewer than 2000 objects of which nine in ten are at most 64 px across, else 256", o.or_auto(o.positive_int), unit="px")
+    tile_size: int | str = param("auto", "tile side (the network sees tiles at this size, never resized); auto: 128 for fewer than 2000 objects of which nine in ten are at most 64 px across, or for a raster under 256 px, else 256", o.or_auto(o.positive_int), unit="px")
     overlap: int = param(32, "pixels shared by neighbouring tiles (less than tile_size)", o.non_negative_int, unit="px")
     min_visible: float = param(0.5, "an object belongs to a tile when this fraction of its box is inside", o.probability)
     split: str = param("blocks", "blocks (spatial blocks of each raster) | raster (whole rasters per split)", o.text)

@@ -29,6 +29,13 @@ def test_many_or_large_objects_keep_large_tiles():
     assert auto_tile_size(np.r_[np.full(50, 12.0), np.full(5, np.nan)]) == SMALL_TILE
 
 
+def test_a_raster_too_small_for_a_large_tile_gets_small_tiles():
+    many = np.full(FEW_OBJECTS, 10.0)
+    assert auto_tile_size(many, min_side=255) == SMALL_TILE
+    assert auto_tile_size(many, min_side=256) == LARGE_TILE
+    assert auto_tile_size(np.full(10, 100.0), min_side=200) == SMALL_TILE
+
+
 def test_resolve_counts_all_catalogues_together():
     half = pd.DataFrame({"x": 0.0, "y": 0.0, "diameter": np.full(FEW_OBJECTS // 2, 10.0)})
     assert resolve_tile_size("auto", [half]) == SMALL_TILE
@@ -36,6 +43,8 @@ def test_resolve_counts_all_catalogues_together():
     assert resolve_tile_size("auto", {"a": half}.values()) == SMALL_TILE
     assert resolve_tile_size(192, [half]) == 192
     assert resolve_tile_size("auto", []) == LARGE_TILE
+    assert resolve_tile_size("auto", [half, half], min_side=200) == SMALL_TILE
+    assert resolve_tile_size(192, [half], min_side=200) == 192  # a number is kept as given
 
 
 @pytest.mark.parametrize(

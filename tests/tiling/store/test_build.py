@@ -396,7 +396,7 @@ def test_block_size_recorded_per_raster(data, tmp_path):
 
 def test_auto_tile_size_builds_the_store_of_its_number(data, tmp_path, caplog):
     """65 objects of 4-30 px: "auto" is 128 px, the same store (key, tiles) as asking for 128."""
-    root, sources = data
+    _, sources = data
     kwargs = {"overlap": OVERLAP, "workers": 0, "split": "raster", "test_rasters": ["beta"],
               "split_fractions": [1.0, 0.0, 0.0]}  # fmt: skip
     with caplog.at_level(logging.INFO, logger="tiling.store.build"):
@@ -406,7 +406,10 @@ def test_auto_tile_size_builds_the_store_of_its_number(data, tmp_path, caplog):
     assert auto.image(0).shape == (3, 128, 128)
     fixed = build_tile_store(sources, tmp_path, tile_size=128, **kwargs)
     assert fixed.path == auto.path
-    alpha, catalog = sources[0]  # 300 x 420 px: holds a 256-px tile
-    many = [(alpha, pd.concat([catalog] * 50, ignore_index=True))]  # 2,000 objects
+    many = [(path, pd.concat([catalog] * 40, ignore_index=True)) for path, catalog in sources]
+    # 2,600 objects: 256 px, but beta (200 x 260 px) cannot hold a 256-px tile
+    assert build_tile_store(many, tmp_path, tile_size="auto", **kwargs).tile_size == 128
+    alpha, catalog = sources[0]  # 300 x 420 px, 2,000 objects
+    alone = [(alpha, pd.concat([catalog] * 50, ignore_index=True))]
     kwargs.update(test_rasters=[])
-    assert build_tile_store(many, tmp_path, tile_size="auto", **kwargs).tile_size == 256
+    assert build_tile_store(alone, tmp_path, tile_size="auto", **kwargs).tile_size == 256
