@@ -1,4 +1,4 @@
-"""Pure tensor geometry: the window grid, object-to-tile assignment, splits without leakage."""
+"""Pure tensor geometry: the window grid, object-to-tile assignment, splits without leakage, tile size."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         check_fractions,
         tile_splits,
     )
+    from tiling.geometry.tile_size import auto_tile_size, resolve_tile_size
 
 __all__ = [
     "SPLITS",
@@ -40,6 +41,7 @@ __all__ = [
     "BlockLayout",
     "assign_boxes",
     "auto_block_strides",
+    "auto_tile_size",
     "axis_offsets",
     "block_layout",
     "block_plan",
@@ -53,6 +55,7 @@ __all__ = [
     "check_tiling",
     "drop_conflicts",
     "grid_axes",
+    "resolve_tile_size",
     "tile_grid",
     "tile_splits",
 ]
@@ -88,5 +91,6 @@ __getattr__, __dir__ = lazy_namespace(
             "check_fractions",
             "tile_splits",
         ),
+        "tiling.geometry.tile_size": ("auto_tile_size", "resolve_tile_size"),
     },
 )
