@@ -1,4 +1,4 @@
-"""Pure tensor geometry: the window grid, object-to-tile assignment, splits without leakage, tile size."""
+"""Pure tensor geometry: the window grid, object-to-tile assignment, leak-free splits, tile size."""
 
 from __future__ import annotations
 
