@@ -8,7 +8,9 @@ pipeline runs as the notebook does: :func:`tiling.catalog.read_catalogs`,
 :class:`model.parameters.RunParameters` with ``--steps`` optimiser steps, or with ``--steps
 auto`` the notebook's own budget, :func:`model.budget.auto_max_steps` of ``--tile-size`` and each
 variant's pyramid),
-:func:`model.inference.predict_raster` over the whole test raster (score >= 0.05), the catalogue's
+:func:`model.inference.predict_raster` over the whole test raster (score >= 0.05; windows of
+the training tile size overlapping by a quarter, as in the notebook, or ``--window`` and
+``--window-overlap``), the catalogue's
 diameter filter, and :func:`model.evaluate.evaluate_catalog` (box IoU >= 0.5).
 
 Columns: ``AP`` (all-point AP@0.5 of the whole test raster), ``F1`` (best F1 over score
@@ -187,6 +189,7 @@ def score(
     pred = predict_raster(
         checkpoint, truth.rasters[name], score_thresh=0.05, progress=False,
         precision=args.precision, tta=tta,  # type: ignore[arg-type]
+        tile_size=args.window, overlap=args.window_overlap,
     )  # fmt: skip
     pred = pred[(pred["width"] > 0) & (pred["height"] > 0)]  # an untrained model's slivers
     pred = filters.apply_filters(pred, filters.min_diameter(lo), filters.max_diameter(hi))
@@ -260,6 +263,14 @@ def parse_args() -> argparse.Namespace:
         choices=["none", "flips", "d4"],
         help="also score the defaults' checkpoint with these views (row defaults+<tta>)",
     )
+    parser.add_argument(
+        "--window", type=int, default=None,
+        help="prediction window side in px (default: the checkpoint's tile size, as the notebook)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--window-overlap", type=int, default=None,
+        help="px shared by neighbouring prediction windows (default: a quarter of the window)",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("runs/few_labels"))
     parser.add_argument("--shared-data", type=Path, default=Path("/work/shared/data"))
