@@ -119,8 +119,9 @@ def build_tile_store(
             before any pixel is read); TilingError: tiling parameters or a dead worker;
         CatalogError: a catalogue lacks ``x``/``y``/``diameter``; RasterError: unreadable raster.
     """
-    if tile_size == AUTO:
-        tile_size = resolve_tile_size(tile_size, [c for _, c in sources], shortest_side(sources))
+    if isinstance(tile_size, str):  # "auto", from the catalogues and the rasters' headers
+        side = shortest_side(sources) if tile_size == AUTO else None
+        tile_size = resolve_tile_size(tile_size, [c for _, c in sources], side)
         log.info("tile_size auto: %d px", tile_size)
     params = store_params(
         tile_size, overlap, min_visible, split, split_fractions, block_size, test_rasters,
