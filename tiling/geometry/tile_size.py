@@ -4,10 +4,10 @@ Few labels of small objects learn more per minute of CPU from small tiles than f
 on the few-labels benchmark (100 synthetic craters, more than half under 12 px; README "Few
 labels"), 128-px tiles with the stride-4 level reached AP 0.70 in 300 steps (each 0.64x the cost
 of a 256-px step without it), while 256-px tiles reached 0.68 in 480 steps without the stride-4
-level and 0.35 in 240 steps with it, in twice the time or more. Small tiles also cut small rasters (a 400 x 400
-px aerial tile) into enough blocks for the splits. Large catalogues (the default data: 4,700
-craters) keep 256 px, whose steps see more objects each and whose prediction windows see more
-context.
+level and 0.35 in 240 steps with it, in twice the time or more. Small tiles also cut small
+rasters (a 400 x 400 px aerial tile) into enough blocks for the splits. Large catalogues (the
+default data: 4,711 craters) keep 256 px, whose steps see more objects each and whose prediction
+windows see more context.
 
 The rule: :data:`SMALL_TILE` px when the catalogues hold fewer than :data:`FEW_OBJECTS` objects
 and nine in ten of them are at most half of :data:`SMALL_TILE` across, or when a raster is
