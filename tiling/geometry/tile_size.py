@@ -56,7 +56,7 @@ def auto_tile_size(diameters: np.ndarray, min_side: int | None = None) -> int:
 def resolve_tile_size(
     tile_size: int | str, catalogs: Iterable[pd.DataFrame], min_side: int | None = None
 ) -> int:
-    """``tile_size`` as a number of pixels: a number unchanged, ``"auto"`` by :func:`auto_tile_size`.
+    """``tile_size`` in pixels: a number unchanged, ``"auto"`` by :func:`auto_tile_size`.
 
     Args:
         tile_size: a positive number of pixels or ``"auto"``.
