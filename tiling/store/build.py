@@ -150,11 +150,8 @@ def build_tile_store(
 
 def shortest_side(sources: Sequence[tuple[str | Path, pd.DataFrame]]) -> int | None:
     """The shortest side in pixels of the sources' rasters (headers only), None without any."""
-    sides = []
-    for path, _ in sources:
-        with open_raster(path) as src:
-            sides.append(min(src.height, src.width))
-    return min(sides) if sides else None
+    infos = [raster_info(path) for path, _ in sources]
+    return min((min(i["height"], i["width"]) for i in infos), default=None)
 
 
 def _build_and_publish(
