@@ -19,7 +19,9 @@ precision never reaches 0.7), ``train_s`` (seconds of training, pretraining incl
 ``steps`` (detector steps), ``run`` (the run folder: the recipe that trained, e.g.
 ``augment=copy_paste``); ``thr_val`` (the threshold stored in the checkpoint, chosen on the
 validation tiles: what the notebook and ``raster-detect predict`` use) and
-``P@val``, ``R@val``, ``F1@val`` of the catalogue at it. Variants:
+``P@val``, ``R@val``, ``F1@val`` of the catalogue at it (the threshold chosen with the row's
+views, ``score_thresh_f1@flips`` for a ``+flips`` row); ``F1@val1`` is the F1 of the same
+catalogue at the one-pass threshold (what TTA rows got before thresholds per view). Variants:
 
 - ``defaults``: the notebook's defaults (``augment="auto"``: recipe ``copy_paste`` below
   :data:`augment.recipe.AUTO_COPY_PASTE_BELOW` training objects, else ``default``;
@@ -195,10 +197,13 @@ def score(
     pred = filters.apply_filters(pred, filters.min_diameter(lo), filters.max_diameter(hi))
     metrics = curve_metrics(evaluate_catalog(pred, catalog, iou=0.5).pr_curve, len(catalog))
     # what a user's catalogue holds: the detections at the threshold stored in the checkpoint
-    thresh, _ = choose_score_thresh("auto", checkpoint)
+    thresh, _ = choose_score_thresh("auto", checkpoint, tta=tta)  # type: ignore[arg-type]
     kept = evaluate_catalog(pred[pred["score"] >= thresh], catalog, iou=0.5).summary
+    # the same catalogue at the one-pass threshold: what views got before their own thresholds
+    one_pass, _ = choose_score_thresh("auto", checkpoint)
+    before = evaluate_catalog(pred[pred["score"] >= one_pass], catalog, iou=0.5).summary
     return {**metrics, "thr_val": thresh, "P@val": kept["precision"], "R@val": kept["recall"],
-            "F1@val": kept["f1"]}  # fmt: skip
+            "F1@val": kept["f1"], "F1@val1": before["f1"]}  # fmt: skip
 
 
 def curve_metrics(curve: pd.DataFrame, n_truth: int) -> dict[str, float]:

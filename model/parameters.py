@@ -179,6 +179,7 @@ class RunParameters(StoreParameters):
             "num_samples": self.num_samples,
             "select": self.select,
             "folds": self.folds,
+            "tta": None if self.tta == "none" else self.tta,
         }
 
     def ray_options(self) -> RayOptions | None:

@@ -123,8 +123,9 @@ def predict_raster(
             largest object diameter.
         batch_size: windows per forward pass.
         score_thresh: minimum score of a reported detection; default the threshold that
-            maximised F1 on the trial's validation tiles, stored in the checkpoint
-            (:mod:`model.training.thresholds`), else the config's ``score_thresh`` (else 0.05).
+            maximised F1 on the trial's validation tiles seen with the same ``tta`` views,
+            stored in the checkpoint (:func:`choose_score_thresh`), else the config's
+            ``score_thresh`` (else 0.05).
         nms_thresh: default from the config (else 0.5).
         workers: DataLoader worker processes reading windows (0 = in this process).
         device: "cpu", "cuda", ...; channels-last weights everywhere.
@@ -149,7 +150,7 @@ def predict_raster(
     model, names, config = resolve_model(model_or_checkpoint, classes, device)
     tile_size = tile_size or getattr(config, "tile_size", None) or 512
     checkpoint = model_or_checkpoint if isinstance(model_or_checkpoint, str | Path) else None
-    score_thresh, source = choose_score_thresh(score_thresh, checkpoint, config)
+    score_thresh, source = choose_score_thresh(score_thresh, checkpoint, config, tta)
     log.info("score threshold %.3f (%s)", score_thresh, source)
     # every view keeps its weak boxes: a view that misses an object counts 0 in the fused mean
     view_thresh = min(score_thresh, VIEW_SCORE_THRESH) if tta else score_thresh
@@ -170,30 +171,50 @@ def predict_raster(
 
 
 def choose_score_thresh(
-    given: float | str | None, checkpoint: str | Path | None, config: Any = None
+    given: float | str | None,
+    checkpoint: str | Path | None,
+    config: Any = None,
+    tta: TTA | None = None,
 ) -> tuple[float, str]:
     """The score threshold of a prediction, and where it comes from.
 
+    Fused views average their scores (a view that misses an object adds 0), so the threshold
+    that suits a prediction depends on its views: the grid stores one per mode
+    (:mod:`model.training.thresholds`, keys of :func:`~model.network.checkpoint.threshold_key`).
+
     Args:
         given: a threshold in [0, 1]; or None / ``"auto"``: the F1-best threshold on validation
-            stored in ``checkpoint`` (:mod:`model.training.thresholds`), else ``config``'s
-            ``score_thresh`` (read from ``checkpoint`` when ``config`` is None), else 0.05.
+            stored in ``checkpoint`` for ``tta``'s views (for ``"d4"`` without its own, the one of
+            ``"flips"``; then the one-pass threshold), else ``config``'s ``score_thresh`` (read
+            from ``checkpoint`` when ``config`` is None), else 0.05.
         checkpoint: the checkpoint path, or None for a model given as a module.
         config: the model's ModelConfig, when already loaded.
+        tta: the views of the prediction: None (one pass), ``"flips"`` or ``"d4"``.
 
     Returns:
-        ``(threshold, source)``, source one of ``"given"``, ``"F1-best on validation"``,
-        ``"config"``, ``"default"``.
+        ``(threshold, source)``, source one of ``"given"``, ``"F1-best on validation"`` (one
+        pass), ``"F1-best on validation with flips"`` (or ``d4``), the same followed by
+        ``"; none stored for d4"`` (or ``flips``) when it fell back, ``"config"``, ``"default"``.
     """
     if given is not None and given != "auto":
         return float(given), "given"
     if checkpoint is not None:
-        from model.network.checkpoint import read_checkpoint_config, read_score_thresholds
+        from model.network.checkpoint import (
+            read_checkpoint_config,
+            read_score_thresholds,
+            threshold_key,
+        )
         from model.network.factory import safe_torch_load
 
-        stored = read_score_thresholds(checkpoint).get("score_thresh_f1")
-        if stored is not None:
-            return float(stored), "F1-best on validation"
+        stored = read_score_thresholds(checkpoint)
+        fallbacks: dict[TTA | None, list[TTA | None]] = {
+            "d4": ["d4", "flips", None], "flips": ["flips", None], None: [None]
+        }  # fmt: skip
+        for mode in fallbacks[tta]:
+            value = stored.get(threshold_key("score_thresh_f1", mode))
+            if value is not None:
+                source = "F1-best on validation" + (f" with {mode}" if mode else "")
+                return float(value), source + ("" if mode == tta else f"; none stored for {tta}")
         if config is None:
             config = read_checkpoint_config(safe_torch_load(checkpoint), checkpoint)
     if config is not None:

@@ -91,27 +91,65 @@ def boxes_from_view(boxes: Tensor, view: View, size: int) -> Tensor:
     return torch.stack([x1, y1, x2, y2], -1)
 
 
-def detect_views(model: nn.Module, images: Tensor, tta: TTA) -> list[dict[str, Tensor]]:
-    """Fused detections of every window of a batch over the views of ``tta``.
+def view_outputs(
+    model: nn.Module, images: Tensor, tta: TTA | None
+) -> list[list[dict[str, Tensor]]]:
+    """Every view's detections of a batch, mapped back to the windows' frame (not fused).
 
     Args:
         model: torchvision-style detector in eval mode (list of FloatTensor[C, T, T] -> list of
             ``{"boxes" [D, 4], "scores" [D], "labels" [D]}``).
         images: FloatTensor[B, C, T, T] windows (square).
+        tta: None (the identity view alone), ``"flips"`` (4 views) or ``"d4"`` (8 views).
+
+    Returns:
+        Per view, in the order of :func:`views` (the identity first, so ``[0]`` is the plain
+        one-pass output), per window ``{"boxes" [D, 4] xyxy window px, "scores" [D], "labels" [D]}``.
+    """
+    size = int(images.shape[-1])
+    per_view = []
+    for view in views(tta):
+        outputs = model(list(view_images(images, view)))
+        per_view.append(
+            [{**out, "boxes": boxes_from_view(out["boxes"], view, size)} for out in outputs]
+        )
+    return per_view
+
+
+def fuse_windows(
+    per_view: list[list[dict[str, Tensor]]], nms_thresh: float | None = None
+) -> list[dict[str, Tensor]]:
+    """Fuse :func:`view_outputs` window by window (:func:`fuse_views` over all its views).
+
+    Args:
+        per_view: per view, per window, detections in the window's frame.
+        nms_thresh: when given, one NMS per label at this IoU after fusion, the one that
+            whole-raster prediction applies after its merge (clusters may still overlap).
+
+    Returns:
+        Per window ``{"boxes" FloatTensor[K, 4], "scores" [K], "labels" [K]}``.
+    """
+    fused = [fuse_views(list(window), len(per_view)) for window in zip(*per_view, strict=True)]
+    if nms_thresh is None:
+        return fused
+    out = []
+    for pred in fused:
+        keep = batched_nms(pred["boxes"], pred["scores"], pred["labels"], nms_thresh)
+        out.append({k: v[keep] for k, v in pred.items()})
+    return out
+
+
+def detect_views(model: nn.Module, images: Tensor, tta: TTA) -> list[dict[str, Tensor]]:
+    """Fused detections of every window of a batch over the views of ``tta``.
+
+    Args:
+        model, images: as for :func:`view_outputs`.
         tta: ``"flips"`` (4 views) or ``"d4"`` (8 views).
 
     Returns:
         Per window ``{"boxes" FloatTensor[K, 4] xyxy window px, "scores" [K], "labels" [K]}``.
     """
-    size = int(images.shape[-1])
-    all_views = views(tta)
-    per_view = []
-    for view in all_views:
-        outputs = model(list(view_images(images, view)))
-        per_view.append(
-            [{**out, "boxes": boxes_from_view(out["boxes"], view, size)} for out in outputs]
-        )
-    return [fuse_views(list(window), len(all_views)) for window in zip(*per_view, strict=True)]
+    return fuse_windows(view_outputs(model, images, tta))
 
 
 def detect_tiles(
@@ -123,8 +161,7 @@ def detect_tiles(
     that whole-raster prediction applies after fusion (clusters may still overlap).
 
     Args:
-        model: as for :func:`detect_views`.
-        images: FloatTensor[B, C, T, T] tiles.
+        model, images: as for :func:`view_outputs`.
         tta: None, ``"flips"`` or ``"d4"``.
         nms_thresh: IoU of the NMS after fusion.
 
@@ -133,12 +170,7 @@ def detect_tiles(
     """
     if tta is None:
         return list(model(list(images)))
-    fused = detect_views(model, images, tta)
-    out = []
-    for pred in fused:
-        keep = batched_nms(pred["boxes"], pred["scores"], pred["labels"], nms_thresh)
-        out.append({k: v[keep] for k, v in pred.items()})
-    return out
+    return fuse_windows(view_outputs(model, images, tta), nms_thresh)
 
 
 def fuse_views(

@@ -4,7 +4,8 @@ Layout (the one Lightning writes for ``RetinaNetModule``, and :func:`save_model_
 
     {"state_dict": {"model.<name>": Tensor, ...},             # the RetinaNet's state dict
      "hyper_parameters": {"config": ModelConfig.to_dict()},  # plain dict: str/int/float/list/...
-     "score_thresholds": {"score_thresh_f1": 0.41, ...},     # optional: chosen on validation
+     "score_thresholds": {"score_thresh_f1": 0.41,            # optional: chosen on validation,
+                          "score_thresh_f1@flips": 0.52, ...},  # one pass and with TTA views
      ...}                                                     # Lightning's other entries
 
 ``score_thresholds`` (written by :func:`write_score_thresholds` after a trial trained, see
@@ -111,6 +112,15 @@ def load_model(path: str | Path, map_location: Any = "cpu") -> tuple[RetinaNet, 
         ) from err
     device = map_location if isinstance(map_location, str | torch.device) else "cpu"
     return model.to(device).eval(), config
+
+
+def threshold_key(name: str, tta: str | None) -> str:
+    """The key of a stored threshold for predictions made with ``tta``'s views.
+
+    ``name`` (``"score_thresh_f1"`` or ``"score_thresh_p70"``) for one pass, ``name@flips`` or
+    ``name@d4`` for fused views, whose averaged scores call for thresholds of their own.
+    """
+    return name if tta is None else f"{name}@{tta}"
 
 
 def read_score_thresholds(path: str | Path) -> dict[str, float | None]:

@@ -50,7 +50,9 @@ from torch.multiprocessing.spawn import ProcessException
 
 from augment.recipe import AUTO, auto_recipe
 from model.config import ModelConfig
+from model.inference.tta import TTA, views
 from model.network.anchors import auto_stride4
+from model.network.checkpoint import read_score_thresholds, threshold_key
 from model.network.data_settings import resolve_config
 from model.ray_options import RayOptions
 from model.run_config import RUN_FIELDS, RunConfig
@@ -260,9 +262,11 @@ def run_trial(
         trial_dir: the trial's folder (created).
         **options: for :func:`model.training.trainer.build_trainer` (``max_epochs``, ``limit_batches``,
             ``enable_progress_bar``, Trainer keywords), plus ``data_options`` (a dict for
-            :class:`~model.training.datamodule.TileDataModule`) and ``guard_s`` (the time
-            guard of :class:`~model.training.trainer.TrainTimer`, seconds).
+            :class:`~model.training.datamodule.TileDataModule`), ``guard_s`` (the time
+            guard of :class:`~model.training.trainer.TrainTimer`, seconds) and ``tta`` (the
+            views whose score thresholds are chosen on validation, default ``"flips"``).
     """
+    tta = options.pop("tta", "flips")
     trial_dir = Path(trial_dir)
     (trial_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     if _is_rank_zero():
@@ -279,7 +283,7 @@ def run_trial(
     row.update(best_row(metrics))
     if row["status"] != "failed" and _is_rank_zero():  # thresholds, P/R/F1 there, mAP interval
         run = options.get("run") or RunConfig()
-        row.update(trial_columns(row.get("checkpoint"), store, config, run.accelerator))
+        row.update(trial_columns(row.get("checkpoint"), store, config, run.accelerator, tta))
     row["trial_dir"] = str(trial_dir)
     if _is_rank_zero():
         if len(metrics):
@@ -306,6 +310,7 @@ def run_grid(
     num_samples: int = 8,
     select: str = "val",
     folds: int = 3,
+    tta: TTA | None = "flips",
     **trainer_kwargs: Any,
 ) -> pd.DataFrame:
     """Train one trial per combination of the grid's values; return the results table.
@@ -339,6 +344,9 @@ def run_grid(
             store's own split (:mod:`model.training.kfold`; ``folds + 1`` trainings per
             trial: for small data sets).
         folds: the number of folds of ``select="kfold"``.
+        tta: the test-time views of the predictions to come (None, ``"flips"``, ``"d4"``): each
+            trial's score thresholds are chosen on validation in one pass and with these views
+            (:mod:`model.training.thresholds`); not part of a trial's id.
         **trainer_kwargs: extra ``pl.Trainer`` keywords.
 
     Returns:
@@ -361,6 +369,7 @@ def run_grid(
     output_dir = Path(output_dir)
     if select not in ("val", "kfold"):
         raise ConfigError(f"select={select!r} must be 'val' or 'kfold'.")
+    views(tta)  # an unknown test-time augmentation fails before any training
     if select == "kfold":
         from model.training.kfold import run_kfold
 
@@ -374,7 +383,7 @@ def run_grid(
         arguments = dict(
             run=run, max_epochs=max_epochs, limit_batches=limit_batches, retry_failed=retry_failed,
             max_minutes_per_trial=max_minutes_per_trial, enable_progress_bar=enable_progress_bar,
-            data_options=data_options, ray=ray, search=search, num_samples=num_samples,
+            data_options=data_options, ray=ray, search=search, num_samples=num_samples, tta=tta,
         )  # fmt: skip
         return run_kfold(
             run_grid, base, grid, store, output_dir, folds, **arguments, **trainer_kwargs
@@ -389,6 +398,7 @@ def run_grid(
         "enable_progress_bar": enable_progress_bar,
         "data_options": dict(data_options or {}),
         "guard_s": None if max_minutes_per_trial is None else 60.0 * max_minutes_per_trial,
+        "tta": tta,
         **trainer_kwargs,
     }
     dirs = [output_dir / "trials" / trial_id(config, **extra) for config in configs]
@@ -398,6 +408,8 @@ def run_grid(
     rows = []
     for k, (params, config, trial_dir) in enumerate(zip(combos, configs, dirs, strict=True), 1):
         row = _finished(trial_dir, retry_failed)
+        if row is not None:
+            row = _with_view_thresholds(row, config, store, options)
         if row is None:
             log.info("trial %d/%d %s: %s", k, len(combos), trial_dir.name, params)
             row = run_trial(config, store, trial_dir, **options)
@@ -449,6 +461,31 @@ def _finished(trial_dir: Path, retry_failed: bool) -> dict[str, Any] | None:
         summary.unlink()
         return None
     log.info("trial %s already %s; skipped", trial_dir.name, row.get("status"))
+    return row
+
+
+def _with_view_thresholds(
+    row: dict[str, Any], config: ModelConfig, store: TileStoreLike, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A finished trial's row, its thresholds for ``options["tta"]``'s views measured if missing.
+
+    A trial trained in a run with other views (or before thresholds per view) holds none for
+    these; they cost one pass of its checkpoint over the validation and test tiles per view, not
+    a training. The summary is rewritten with the new columns.
+    """
+    tta = options.get("tta", "flips")
+    checkpoint = row.get("checkpoint")
+    if row.get("status") == "failed" or not checkpoint or not Path(str(checkpoint)).is_file():
+        return row
+    if not _is_rank_zero() or threshold_key("score_thresh_f1", tta) in read_score_thresholds(
+        checkpoint
+    ):
+        return row
+    log.info("trial %s: score thresholds chosen with tta=%s", row.get("trial"), tta)
+    run = options.get("run") or RunConfig()
+    row = {**row, **trial_columns(checkpoint, store, config, run.accelerator, tta)}
+    summary = Path(str(row.get("trial_dir", Path(str(checkpoint)).parents[1]))) / "summary.json"
+    write_text_atomic(summary, json.dumps(row, indent=2, default=str))
     return row
 
 

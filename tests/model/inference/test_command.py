@@ -258,6 +258,24 @@ def test_stored_threshold_by_default_and_the_option_overrides(tmp_path, capsys, 
     assert len(pd.read_csv(given)) == 0
 
 
+def test_tta_takes_the_threshold_stored_for_its_views(tmp_path, capsys, ckpt, raster):
+    every = tmp_path / "every.csv"
+    assert predict(capsys, ckpt, raster, every, "--score-thresh", 0)[0] == 0  # flips
+    n_every = len(pd.read_csv(every))
+    assert n_every >= 10
+    for one_pass, views in ((0.99, 0.0), (0.0, 0.99)):
+        ckpt_copy = tmp_path / f"stored{views}.ckpt"
+        ckpt_copy.write_bytes(Path(ckpt).read_bytes())
+        stored = {"score_thresh_f1": one_pass, "score_thresh_f1@flips": views}
+        write_score_thresholds(ckpt_copy, stored)
+        default, plain = tmp_path / f"flips{views}.csv", tmp_path / f"none{views}.csv"
+        assert predict(capsys, ckpt_copy, raster, default)[0] == 0  # --tta flips by default
+        assert predict(capsys, ckpt_copy, raster, plain, "--tta", "none")[0] == 0
+        n_flips, n_plain = len(pd.read_csv(default)), len(pd.read_csv(plain))
+        assert n_flips == (n_every if views == 0.0 else 0)
+        assert (n_plain > 0) == (one_pass == 0.0)
+
+
 def test_tta_option(tmp_path, capsys, ckpt, raster):
     out = tmp_path / "d4.csv"
     assert predict(capsys, ckpt, raster, out, "--tta", "d4", "--score-thresh", 0)[0] == 0

@@ -186,3 +186,44 @@ def test_boxes_without_area_are_no_objects(tmp_path):
     frame = predict_raster(FlatBoxDetector(), path, **KW)
     assert boxes_of(frame) == [tuple(map(float, (x, y, x + s, y + s))) for x, y, s in squares]
     assert (frame["width"] > 0).all() and (frame["height"] > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("stored", "tta", "expected"),
+    [
+        (
+            {"score_thresh_f1": 0.7, "score_thresh_f1@flips": 0.4},
+            None,
+            (0.7, "F1-best on validation"),
+        ),
+        (
+            {"score_thresh_f1": 0.7, "score_thresh_f1@flips": 0.4},
+            "flips",
+            (0.4, "F1-best on validation with flips"),
+        ),
+        (
+            {"score_thresh_f1": 0.7, "score_thresh_f1@flips": 0.4},
+            "d4",
+            (0.4, "F1-best on validation with flips; none stored for d4"),
+        ),
+        (
+            {"score_thresh_f1": 0.7, "score_thresh_f1@d4": 0.35, "score_thresh_f1@flips": 0.4},
+            "d4",
+            (0.35, "F1-best on validation with d4"),
+        ),
+        (
+            {"score_thresh_f1": 0.7, "score_thresh_f1@flips": None},  # older checkpoints
+            "flips",
+            (0.7, "F1-best on validation; none stored for flips"),
+        ),
+    ],
+)
+def test_the_stored_threshold_of_the_prediction_views(tmp_path, stored, tta, expected):
+    from model.inference.predict import choose_score_thresh
+    from model.network.checkpoint import write_score_thresholds
+
+    path = tmp_path / "m.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"config": {}}}, path)
+    write_score_thresholds(path, stored)
+    assert choose_score_thresh("auto", path, tta=tta) == expected
+    assert choose_score_thresh(0.25, path, tta=tta) == (0.25, "given")

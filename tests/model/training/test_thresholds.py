@@ -21,6 +21,7 @@ from model.training.thresholds import (
     validation_report,
 )
 from tests.model.store_factory import open_store, write_disc_store
+from tiling.errors import ConfigError
 
 torch.set_num_threads(2)
 FAST = {"max_epochs": 1, "limit_batches": 2, "enable_progress_bar": False}
@@ -154,30 +155,121 @@ def test_a_trial_stores_its_thresholds_and_reports_them(tmp_path):
     saved = pd.read_csv(tmp_path / "grid" / "grid_results.csv")
     assert set(COLUMNS) <= set(saved.columns)
     stored = read_score_thresholds(tmp_path / "grid" / "best.ckpt")
-    assert set(stored) == {"score_thresh_f1", "score_thresh_p70"}
+    assert set(stored) == {
+        "score_thresh_f1", "score_thresh_p70", "score_thresh_f1@flips", "score_thresh_p70@flips"
+    }  # fmt: skip
+    assert stored["score_thresh_f1@flips"] == row["score_thresh_f1@flips"] or (
+        stored["score_thresh_f1@flips"] is None and pd.isna(row["score_thresh_f1@flips"])
+    )
     assert stored["score_thresh_f1"] == row["score_thresh_f1"] or (
         stored["score_thresh_f1"] is None and pd.isna(row["score_thresh_f1"])
     )
     assert row["val/map_50_lo"] <= row["val/map_50_hi"] or pd.isna(row["val/map_50_lo"])
 
 
+def fake_views(monkeypatch, by_split):
+    """``view_detections`` replaced: ``by_split[split][mode]`` whatever the checkpoint."""
+
+    def views_of(checkpoint, store, config, device="cpu", split="val", tta=None):
+        return {mode: found for mode, found in by_split[split].items() if mode in (None, tta)}
+
+    monkeypatch.setattr(thresholds_mod, "view_detections", views_of)
+
+
+def empty_checkpoint(path):
+    torch.save({"state_dict": {}, "hyper_parameters": {"config": {}}}, path)
+    return path
+
+
 def test_report_scores_test_tiles_at_the_validation_threshold(tmp_path, monkeypatch):
     store = open_store(write_disc_store(tmp_path / "s", n_tiles=12, tile_size=64))
     assert (store.tiles["split"] == "test").any()
-    checkpoint = tmp_path / "m.ckpt"
-    torch.save({"state_dict": {}, "hyper_parameters": {"config": {}}}, checkpoint)
-    by_split = {
-        "val": ranked([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 1, 0, 0], n_truth=4),  # F1-best at 0.7
-        "test": ranked([0.95, 0.75, 0.65, 0.4], [1, 0, 1, 1], n_truth=5),
-    }
-    monkeypatch.setattr(
-        thresholds_mod,
-        "validation_detections",
-        lambda checkpoint, store, config, device="cpu", split="val": by_split[split],
-    )
-    report = validation_report(checkpoint, store, ModelConfig())
-    assert report["score_thresh_f1"] == 0.7
+    checkpoint = empty_checkpoint(tmp_path / "m.ckpt")
+    val = ranked([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 1, 0, 0], n_truth=4)  # F1-best at 0.7
+    test = ranked([0.95, 0.75, 0.65, 0.4], [1, 0, 1, 1], n_truth=5)
+    fake_views(monkeypatch, {"val": {None: val}, "test": {None: test}})
+    report = validation_report(checkpoint, store, ModelConfig(), tta=None)
+    assert report["score_thresh_f1"] == 0.7 and "score_thresh_f1@flips" not in report
     # at 0.7 the test keeps 0.95 and 0.75: 1 hit of 2 kept, 1 of 5 truths
     assert (report["test/precision"], report["test/recall"]) == pytest.approx((0.5, 0.2))
     assert report["test/f1"] == pytest.approx(2 / 7)
-    assert read_score_thresholds(checkpoint)["score_thresh_f1"] == 0.7
+    assert read_score_thresholds(checkpoint) == {"score_thresh_f1": 0.7, "score_thresh_p70": 0.6}
+
+
+def test_views_get_thresholds_of_their_own_and_the_columns_are_theirs(tmp_path, monkeypatch):
+    store = open_store(write_disc_store(tmp_path / "s", n_tiles=12, tile_size=64))
+    checkpoint = empty_checkpoint(tmp_path / "m.ckpt")
+    # fused views average scores down: the same ranking, every score lower
+    one = ranked([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 1, 0, 0], n_truth=4)  # F1-best at 0.7
+    fused = ranked([0.6, 0.5, 0.45, 0.3, 0.2], [1, 1, 0, 1, 0], n_truth=4)  # F1-best at 0.3
+    test = ranked([0.55, 0.35, 0.25], [1, 1, 0], n_truth=3)
+    by_split = {"val": {None: one, "flips": fused}, "test": {None: one, "flips": test}}
+    fake_views(monkeypatch, by_split)
+    report = validation_report(checkpoint, store, ModelConfig(), tta="flips")
+    assert (report["score_thresh_f1"], report["score_thresh_f1@flips"]) == (0.7, 0.3)
+    assert (report["score_thresh_p70"], report["score_thresh_p70@flips"]) == (0.6, 0.3)
+    # val/* at the views' threshold: 3 hits of 4 kept, 3 of 4 truths
+    assert (report["val/precision"], report["val/recall"]) == pytest.approx((0.75, 0.75))
+    # test/* with the views at 0.3: 0.55 and 0.35 kept, both hits, 2 of 3 truths
+    assert (report["test/precision"], report["test/recall"]) == pytest.approx((1.0, 2 / 3))
+    stored = read_score_thresholds(checkpoint)
+    assert stored == {
+        "score_thresh_f1": 0.7, "score_thresh_p70": 0.6,
+        "score_thresh_f1@flips": 0.3, "score_thresh_p70@flips": 0.3,
+    }  # fmt: skip
+
+
+def test_one_pass_is_the_identity_view_of_the_same_forward_passes(tmp_path):
+    from model.inference.tta import detect_tiles
+    from model.network.checkpoint import save_model_checkpoint
+    from model.network.factory import build_retinanet
+    from model.training.datamodule import TileDataset, collate_tiles, fill_values
+    from model.training.thresholds import view_detections
+
+    store = open_store(write_disc_store(tmp_path / "s", n_tiles=12, tile_size=64))
+    config = ModelConfig(
+        in_channels=1, tile_size=64, anchor_sizes=((8.0,), (16.0,), (32.0,),
+        (64.0,), (96.0,)), fpn_channels=32, score_thresh=0.0, batch_size=3,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = build_retinanet(config).eval()
+    checkpoint = save_model_checkpoint(model, config, tmp_path / "m.ckpt")
+    found = view_detections(checkpoint, store, config, split="val", tta="flips")
+    assert set(found) == {None, "flips"}
+    ids = store.tiles.loc[store.tiles["split"] == "val", "tile_id"].to_numpy()
+    dataset = TileDataset(store, ids, fill_values(config, store))
+    images, targets = collate_tiles([dataset[i] for i in range(len(dataset))])
+    with torch.inference_mode():
+        for mode in (None, "flips"):
+            expected = rank_detections(detect_tiles(model, images, mode, model.nms_thresh), targets)
+            assert len(found[mode].scores) == len(expected.scores) > 0
+            np.testing.assert_allclose(found[mode].scores, expected.scores, rtol=1e-5)
+            np.testing.assert_array_equal(found[mode].hits, expected.hits)
+    assert not np.allclose(found[None].scores[:5], found["flips"].scores[:5])
+
+
+def test_a_finished_trial_gains_the_thresholds_of_other_views_without_training(tmp_path):
+    store = open_store(write_disc_store(tmp_path / "s", n_tiles=12, tile_size=64))
+    base = ModelConfig(batch_size=2, augment="none", lr=1e-3)
+    first = run_grid(base, {}, store, tmp_path / "grid", tta=None, **FAST).iloc[0]
+    assert "score_thresh_f1@flips" not in first
+    assert set(read_score_thresholds(tmp_path / "grid" / "best.ckpt")) == {
+        "score_thresh_f1", "score_thresh_p70"
+    }  # fmt: skip
+    trial_dir = tmp_path / "grid" / "trials" / first["trial"]
+    logs = sorted(p.name for p in (trial_dir / "logs").iterdir())
+    again = run_grid(base, {}, store, tmp_path / "grid", tta="d4", **FAST).iloc[0]
+    assert sorted(p.name for p in (trial_dir / "logs").iterdir()) == logs  # not trained again
+    assert again["score_thresh_f1"] == first["score_thresh_f1"] or pd.isna(first["score_thresh_f1"])
+    stored = read_score_thresholds(tmp_path / "grid" / "best.ckpt")
+    assert {"score_thresh_f1@d4", "score_thresh_p70@d4"} <= set(stored)
+    assert "score_thresh_f1@d4" in pd.read_csv(tmp_path / "grid" / "grid_results.csv").columns
+    summary = (trial_dir / "summary.json").read_text()
+    assert "score_thresh_f1@d4" in summary
+
+
+def test_an_unknown_view_mode_fails_before_training(tmp_path):
+    store = open_store(write_disc_store(tmp_path / "s", n_tiles=12, tile_size=64))
+    with pytest.raises(ConfigError, match="tta='d8' is not a test-time augmentation"):
+        run_grid(ModelConfig(), {}, store, tmp_path / "grid", tta="d8", **FAST)
+    assert not (tmp_path / "grid").exists()
