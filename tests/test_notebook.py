@@ -96,6 +96,7 @@ def test_smoke_run(tmp_path):
     assert "matches.png" in figures
     results = pd.read_csv(out_dir / "grid_results.csv")
     assert len(results) == 2 and (results["status"] == "done").all()
+    assert "score_thresh_f1@flips" in results.columns  # chosen with the notebook's default views
     pred = pd.read_csv(out_dir / "predictions.csv")
     assert {"x", "y", "diameter", "score", "label", "map_x", "map_y", "lon", "lat"} <= set(
         pred.columns
@@ -123,6 +124,7 @@ def test_smoke_run_on_the_star_field(tmp_path):
         engine="ray",
         trial_cpus=1.0,
         max_concurrent_trials=2,
+        tta="none",
     )
     assert (out_dir / "ray" / "tune").is_dir()  # Tune's own records of the two trials
     pred = pd.read_csv(out_dir / "predictions.csv")
@@ -130,3 +132,4 @@ def test_smoke_run_on_the_star_field(tmp_path):
     assert not (out_dir / "predictions.gpkg").exists()  # no map CRS on the sky
     results = pd.read_csv(out_dir / "grid_results.csv")
     assert len(results) == 2 and (results["status"] == "done").all()
+    assert not [c for c in results.columns if "@" in c]  # one pass only: no thresholds of views

@@ -63,7 +63,7 @@ def order_columns(results: pd.DataFrame, params: Sequence[str]) -> pd.DataFrame:
     first = ["trial", *params, "status", "steps", "budget_steps", "error"]
     val = sorted(c for c in cols if c.startswith("val/"))
     test = sorted(c for c in cols if c.startswith("test/"))
-    thresholds = ["score_thresh_f1", "score_thresh_p70"]  # model.training.thresholds
+    thresholds = sorted(c for c in cols if c.startswith("score_thresh_"))  # one pass, then @views
     head = [c for c in [*first, *val, *thresholds, "best_epoch", *test] if c in cols]
     return results[head + [c for c in cols if c not in head]]
 

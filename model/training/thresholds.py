@@ -107,7 +107,11 @@ def rank_detections(
 ) -> RankedDetections:
     """Match every tile's detections (:func:`greedy_hits`) and rank them all by score."""
     hits = [greedy_hits(p, t, iou) for p, t in zip(preds, targets, strict=True)]
-    cat = lambda key, items: torch.cat([x[key].cpu() for x in items]).numpy()  # noqa: E731
+    empty = torch.zeros(0, dtype=torch.float64)  # exact for float32 scores and int labels
+
+    def cat(key: str, items: list[dict[str, Tensor]]) -> np.ndarray:
+        return torch.cat([empty, *(x[key].cpu().to(empty.dtype) for x in items)]).numpy()
+
     tiles = np.repeat(np.arange(len(preds)), [len(p["scores"]) for p in preds])
     scores = cat("scores", preds).astype(np.float64)
     order = np.argsort(-scores, kind="stable")

@@ -263,7 +263,12 @@ def test_a_finished_trial_gains_the_thresholds_of_other_views_without_training(t
     assert again["score_thresh_f1"] == first["score_thresh_f1"] or pd.isna(first["score_thresh_f1"])
     stored = read_score_thresholds(tmp_path / "grid" / "best.ckpt")
     assert {"score_thresh_f1@d4", "score_thresh_p70@d4"} <= set(stored)
-    assert "score_thresh_f1@d4" in pd.read_csv(tmp_path / "grid" / "grid_results.csv").columns
+    saved = pd.read_csv(tmp_path / "grid" / "grid_results.csv")
+    thresholds = [c for c in saved.columns if c.startswith("score_thresh_")]
+    assert thresholds == [
+        "score_thresh_f1", "score_thresh_f1@d4", "score_thresh_p70", "score_thresh_p70@d4"
+    ]  # fmt: skip
+    assert saved.columns.get_loc("score_thresh_p70@d4") < saved.columns.get_loc("best_epoch")
     summary = (trial_dir / "summary.json").read_text()
     assert "score_thresh_f1@d4" in summary
 
@@ -273,3 +278,9 @@ def test_an_unknown_view_mode_fails_before_training(tmp_path):
     with pytest.raises(ConfigError, match="tta='d8' is not a test-time augmentation"):
         run_grid(ModelConfig(), {}, store, tmp_path / "grid", tta="d8", **FAST)
     assert not (tmp_path / "grid").exists()
+
+
+def test_a_split_without_tiles_ranks_nothing():
+    empty = rank_detections([], [])
+    assert (len(empty.scores), len(empty.truth_labels), empty.n_tiles) == (0, 0, 0)
+    assert choose_thresholds(empty)["score_thresh_f1"] is None
