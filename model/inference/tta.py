@@ -104,7 +104,8 @@ def view_outputs(
 
     Returns:
         Per view, in the order of :func:`views` (the identity first, so ``[0]`` is the plain
-        one-pass output), per window ``{"boxes" [D, 4] xyxy window px, "scores" [D], "labels" [D]}``.
+        one-pass output), per window ``{"boxes" [D, 4] xyxy window px, "scores" [D],
+        "labels" [D]}``.
     """
     size = int(images.shape[-1])
     per_view = []

@@ -2,17 +2,20 @@
 
 After a trial trains, its best checkpoint runs over the validation tiles
 (:func:`view_detections`), in one pass and with the test-time views that prediction will use
-(``tta``, default ``"flips"``: the notebook's and the CLI's). Fused views average their scores, so
-a threshold chosen on one-pass scores does not suit them: on the few-labels benchmark's tree
-crowns (15-24 validation crowns) it gave F1 0.40 on average where the views' own gave 0.47.
-Both come from the same forward passes (the identity view is the one pass). Each tile's detections are matched to its true objects greedily
-by decreasing score, COCO's rule (a detection takes the unmatched true object of its label with
-the highest IoU >= 0.5), so the detections above any threshold are a prefix of one ranked list
-with fixed hit flags, and every threshold's precision and recall come from one cumulative sum:
+(``tta``, default ``"flips"``: the notebook's and the CLI's), both from the same forward passes
+(the identity view is the one pass). Fused views average their scores, so a threshold chosen on
+one-pass scores does not suit them: on the few-labels benchmark's tree crowns (15-24 validation
+crowns) it gave F1 0.40 on average where the views' own gave 0.47.
 
-- ``score_thresh_f1``: the score of the ranked detection where F1 is highest (a detection is kept
-  when its score is >= the threshold); ``val/f1``, ``val/precision``, ``val/recall`` are taken
-  there (not at the config's low ``score_thresh``, where the precision is poor);
+Each tile's detections are matched to its true objects greedily by decreasing score, COCO's rule
+(a detection takes the unmatched true object of its label with the highest IoU >= 0.5), so the
+detections above any threshold are a prefix of one ranked list with fixed hit flags, and every
+threshold's precision and recall come from one cumulative sum:
+
+- ``score_thresh_f1``: the score of the one-pass ranked detection where F1 is highest (a
+  detection is kept when its score is >= the threshold); with ``tta=None``, ``val/f1``,
+  ``val/precision``, ``val/recall`` are taken there (not at the config's low ``score_thresh``,
+  where the precision is poor);
 - ``score_thresh_p70``: the lowest threshold whose precision is >= :data:`TARGET_PRECISION`
   (None when no threshold reaches it);
 - ``score_thresh_f1@flips``, ``score_thresh_p70@flips`` (or ``@d4``): the same, with the views
