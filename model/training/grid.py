@@ -470,8 +470,8 @@ def _with_view_thresholds(
     """A finished trial's row, its thresholds for ``options["tta"]``'s views measured if missing.
 
     A trial trained in a run with other views (or before thresholds per view) holds none for
-    these; they cost one pass of its checkpoint over the validation and test tiles per view, not
-    a training. The summary is rewritten with the new columns.
+    these; they cost one pass of its checkpoint over the validation tiles per view (and one over
+    the test tiles), not a training. The summary is rewritten with the new columns.
     """
     tta = options.get("tta", "flips")
     checkpoint = row.get("checkpoint")

@@ -13,17 +13,19 @@ detections above any threshold are a prefix of one ranked list with fixed hit fl
 threshold's precision and recall come from one cumulative sum:
 
 - ``score_thresh_f1``: the score of the one-pass ranked detection where F1 is highest (a
-  detection is kept when its score is >= the threshold); with ``tta=None``, ``val/f1``,
-  ``val/precision``, ``val/recall`` are taken there (not at the config's low ``score_thresh``,
-  where the precision is poor);
+  detection is kept when its score is >= the threshold); ``val/f1``, ``val/precision``,
+  ``val/recall`` are taken there (not at the config's low ``score_thresh``, where the precision
+  is poor);
 - ``score_thresh_p70``: the lowest threshold whose precision is >= :data:`TARGET_PRECISION`
   (None when no threshold reaches it);
 - ``score_thresh_f1@flips``, ``score_thresh_p70@flips`` (or ``@d4``): the same, with the views
-  fused as prediction fuses them; ``val/f1``, ``val/precision``, ``val/recall`` are then taken
-  there, at what prediction with those views gives;
+  fused as prediction fuses them, and ``val/f1@flips``, ``val/precision@flips``,
+  ``val/recall@flips`` there (what prediction with those views gives on validation);
 - ``test/f1``, ``test/precision``, ``test/recall`` (when the store has test tiles): the same
-  checkpoint over the test tiles, with the same views, at the threshold that prediction uses, in
-  place of Lightning's test-loop figures at the config's ``score_thresh``;
+  checkpoint over the test tiles in one pass at ``score_thresh_f1``, in place of Lightning's
+  test-loop figures at the config's ``score_thresh`` (one pass, as ``test/map_50``: the views
+  would cost 4-8 passes over the test tiles per trial; the notebook scores its whole-raster
+  predictions, views included, on the test rasters);
 - ``val/map_50_lo``, ``val/map_50_hi``: a 95 % percentile bootstrap interval of the mAP@50
   (COCO's 101-point interpolated AP per label, mean over labels), over :data:`RESAMPLES`
   resamples of the validation *tiles* with replacement (seeded). Tiles, not objects, are the
@@ -295,15 +297,15 @@ def validation_report(
         checkpoint, store, config: the trial's best checkpoint, its tile store and config.
         device: where the model runs.
         tta: the views prediction will fuse (None: one pass only); their thresholds are stored
-            beside the one-pass ones, and the P/R/F1 columns are theirs.
+            beside the one-pass ones.
 
     Returns:
-        The trial's columns ``score_thresh_f1``, ``score_thresh_p70`` (one pass), with ``tta``
-        ``score_thresh_f1@<tta>`` and ``score_thresh_p70@<tta>``, then ``val/f1``,
-        ``val/precision``, ``val/recall`` (at the F1-best threshold of ``tta``'s views),
+        The trial's columns ``score_thresh_f1``, ``score_thresh_p70``, ``val/f1``,
+        ``val/precision``, ``val/recall`` (one pass, at ``score_thresh_f1``); with ``tta`` the
+        same of its views, ``score_thresh_f1@<tta>``, ..., ``val/f1@<tta>``, ...;
         ``val/map_50_lo``, ``val/map_50_hi`` (one pass, as the val/map_50 of training) and, when
         the store has test tiles and a threshold was found, ``test/f1``, ``test/precision``,
-        ``test/recall`` with the same views and threshold (see the module docstring).
+        ``test/recall`` in one pass at ``score_thresh_f1`` (see the module docstring).
         ``checkpoint`` gains the thresholds.
     """
     by_mode = view_detections(checkpoint, store, config, device, "val", tta)
@@ -315,12 +317,16 @@ def validation_report(
     }
     _, low, high = bootstrap_map_50(by_mode[None], seed=config.seed)
     write_score_thresholds(checkpoint, thresholds)
-    log.info("validation (%s): %s, mAP@50 interval [%.3f, %.3f]", tta, chosen[tta], low, high)
-    metrics = {f"val/{k}": chosen[tta][k] for k in ("f1", "precision", "recall")}
-    thresh = chosen[tta]["score_thresh_f1"]
+    log.info("validation: %s, mAP@50 interval [%.3f, %.3f]", chosen, low, high)
+    metrics = {
+        threshold_key(f"val/{k}", mode): found[k]
+        for mode, found in chosen.items()
+        for k in ("f1", "precision", "recall")
+    }
+    thresh = chosen[None]["score_thresh_f1"]
     if thresh is not None and (store.tiles["split"] == "test").any():
-        tested = validation_detections(checkpoint, store, config, device, "test", tta)
-        metrics.update({f"test/{k}": v for k, v in scores_at(tested, thresh).items()})
+        tested = scores_at(validation_detections(checkpoint, store, config, device, "test"), thresh)
+        metrics.update({f"test/{k}": v for k, v in tested.items()})
     return {**thresholds, **metrics, "val/map_50_lo": low, "val/map_50_hi": high}
 
 

@@ -196,22 +196,24 @@ def test_report_scores_test_tiles_at_the_validation_threshold(tmp_path, monkeypa
     assert read_score_thresholds(checkpoint) == {"score_thresh_f1": 0.7, "score_thresh_p70": 0.6}
 
 
-def test_views_get_thresholds_of_their_own_and_the_columns_are_theirs(tmp_path, monkeypatch):
+def test_views_get_thresholds_and_validation_columns_of_their_own(tmp_path, monkeypatch):
     store = open_store(write_disc_store(tmp_path / "s", n_tiles=12, tile_size=64))
     checkpoint = empty_checkpoint(tmp_path / "m.ckpt")
     # fused views average scores down: the same ranking, every score lower
     one = ranked([0.9, 0.8, 0.7, 0.6, 0.5], [1, 1, 1, 0, 0], n_truth=4)  # F1-best at 0.7
     fused = ranked([0.6, 0.5, 0.45, 0.3, 0.2], [1, 1, 0, 1, 0], n_truth=4)  # F1-best at 0.3
-    test = ranked([0.55, 0.35, 0.25], [1, 1, 0], n_truth=3)
-    by_split = {"val": {None: one, "flips": fused}, "test": {None: one, "flips": test}}
-    fake_views(monkeypatch, by_split)
+    test = ranked([0.95, 0.75, 0.65], [1, 0, 1], n_truth=3)
+    fake_views(monkeypatch, {"val": {None: one, "flips": fused}, "test": {None: test}})
     report = validation_report(checkpoint, store, ModelConfig(), tta="flips")
     assert (report["score_thresh_f1"], report["score_thresh_f1@flips"]) == (0.7, 0.3)
     assert (report["score_thresh_p70"], report["score_thresh_p70@flips"]) == (0.6, 0.3)
-    # val/* at the views' threshold: 3 hits of 4 kept, 3 of 4 truths
-    assert (report["val/precision"], report["val/recall"]) == pytest.approx((0.75, 0.75))
-    # test/* with the views at 0.3: 0.55 and 0.35 kept, both hits, 2 of 3 truths
-    assert (report["test/precision"], report["test/recall"]) == pytest.approx((1.0, 2 / 3))
+    # val/* one pass at 0.7: 3 hits of 3 kept; val/*@flips at 0.3: 3 hits of 4 kept
+    assert (report["val/precision"], report["val/recall"]) == pytest.approx((1.0, 0.75))
+    assert (report["val/precision@flips"], report["val/recall@flips"]) == pytest.approx(
+        (0.75, 0.75)
+    )
+    # test/* in one pass at 0.7: 0.95 and 0.75 kept, one hit, 1 of 3 truths
+    assert (report["test/precision"], report["test/recall"]) == pytest.approx((0.5, 1 / 3))
     stored = read_score_thresholds(checkpoint)
     assert stored == {
         "score_thresh_f1": 0.7, "score_thresh_p70": 0.6,
