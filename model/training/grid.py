@@ -52,7 +52,7 @@ from augment.recipe import AUTO, auto_recipe
 from model.config import ModelConfig
 from model.inference.tta import TTA, views
 from model.network.anchors import auto_stride4
-from model.network.checkpoint import read_score_thresholds, threshold_key
+from model.network.checkpoint import threshold_key
 from model.network.data_settings import resolve_config
 from model.ray_options import RayOptions
 from model.run_config import RUN_FIELDS, RunConfig
@@ -477,15 +477,14 @@ def _with_view_thresholds(
     checkpoint = row.get("checkpoint")
     if row.get("status") == "failed" or not checkpoint or not Path(str(checkpoint)).is_file():
         return row
-    if not _is_rank_zero() or threshold_key("score_thresh_f1", tta) in read_score_thresholds(
-        checkpoint
-    ):
-        return row
+    if not _is_rank_zero() or threshold_key("score_thresh_f1", tta) in row:  # the summary's
+        return row  # columns are the checkpoint's thresholds: no need to load it
     log.info("trial %s: score thresholds chosen with tta=%s", row.get("trial"), tta)
     run = options.get("run") or RunConfig()
     row = {**row, **trial_columns(checkpoint, store, config, run.accelerator, tta)}
-    summary = Path(str(row.get("trial_dir", Path(str(checkpoint)).parents[1]))) / "summary.json"
-    write_text_atomic(summary, json.dumps(row, indent=2, default=str))
+    write_text_atomic(
+        Path(row["trial_dir"]) / "summary.json", json.dumps(row, indent=2, default=str)
+    )
     return row
 
 

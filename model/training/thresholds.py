@@ -272,18 +272,6 @@ def view_detections(
     return {mode: rank_detections(preds, targets) for mode, preds in found.items()}
 
 
-def validation_detections(
-    checkpoint: str | Path,
-    store: TileStoreLike,
-    config: ModelConfig,
-    device: str = "cpu",
-    split: str = "val",
-    tta: TTA | None = None,
-) -> RankedDetections:
-    """The ranked detections of :func:`view_detections` with ``tta``'s views (one pass: None)."""
-    return view_detections(checkpoint, store, config, device, split, tta)[tta]
-
-
 def validation_report(
     checkpoint: str | Path,
     store: TileStoreLike,
@@ -325,7 +313,7 @@ def validation_report(
     }
     thresh = chosen[None]["score_thresh_f1"]
     if thresh is not None and (store.tiles["split"] == "test").any():
-        tested = scores_at(validation_detections(checkpoint, store, config, device, "test"), thresh)
+        tested = scores_at(view_detections(checkpoint, store, config, device, "test")[None], thresh)
         metrics.update({f"test/{k}": v for k, v in tested.items()})
     return {**thresholds, **metrics, "val/map_50_lo": low, "val/map_50_hi": high}
 
