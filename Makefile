@@ -89,7 +89,7 @@ typecheck: $(LAB_STAMP)
 	$(VENV)/bin/mypy
 
 test: lint typecheck $(LAB_STAMP)
-	$(VENV)/bin/pytest -n 2
+	$(VENV)/bin/pytest -n 2 --durations=15
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache

@@ -38,7 +38,8 @@ catalogue at the one-pass threshold (what TTA rows got before thresholds per vie
   anchors sit twice as densely for objects of a few pixels;
 - ``giou``: the generalised-IoU box loss (``ModelConfig.box_loss``) instead of L1 on offsets;
 - ``<variant>+flips`` (``--tta``, default ``flips``): the variant's checkpoint scored with
-  test-time augmentation (the notebook's default prediction), no training of its own.
+  test-time augmentation (the notebook's default prediction) at the thresholds its trial chose
+  with those views (``run_grid(tta=...)``), no training of its own.
 
 Variants that train alike share one run folder (``runs/<case>/<recipe and changes>``), and a
 finished trial is not trained again, so ``defaults`` costs nothing beside the recipe it picks and
@@ -100,6 +101,7 @@ def parameters(args: argparse.Namespace, case: Case, steps: int) -> RunParameter
         split_fractions=[0.8, 0.2, 0.0], test_rasters=[], steps_per_trial=steps,
         workers=args.workers, seed=args.seed, max_minutes_per_trial=None, columns=case.columns,
         precision=args.precision, engine="local",  # Ray's start per row would add ~10 s, no change
+        tta=args.tta,  # the trials' thresholds chosen with the views that score the +<tta> rows
     )  # fmt: skip
 
 

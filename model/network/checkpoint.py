@@ -137,6 +137,9 @@ def read_score_thresholds(path: str | Path) -> dict[str, float | None]:
 def write_score_thresholds(path: str | Path, thresholds: Mapping[str, float | None]) -> Path:
     """Store ``thresholds`` (plain floats or None) in the checkpoint at ``path``, atomically.
 
+    They are added to the thresholds stored already, a key given replacing its value: a trial
+    that gains the thresholds of ``tta="d4"`` keeps those of ``"flips"`` chosen before.
+
     Raises:
         ConfigError: missing file or not a safe torch file.
         RasterDetectError: the file is not a dict-shaped checkpoint.
@@ -144,5 +147,8 @@ def write_score_thresholds(path: str | Path, thresholds: Mapping[str, float | No
     checkpoint = safe_torch_load(path, "cpu", what="Checkpoint")
     if not isinstance(checkpoint, dict):
         raise RasterDetectError(f"{path} is not a checkpoint dict; cannot store thresholds in it")
-    checkpoint[THRESHOLDS_KEY] = {k: None if v is None else float(v) for k, v in thresholds.items()}
+    stored = checkpoint.get(THRESHOLDS_KEY)
+    stored = dict(stored) if isinstance(stored, Mapping) else {}
+    given = {k: None if v is None else float(v) for k, v in thresholds.items()}
+    checkpoint[THRESHOLDS_KEY] = {**stored, **given}
     return atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))

@@ -253,26 +253,30 @@ def test_one_pass_is_the_identity_view_of_the_same_forward_passes(tmp_path):
 def test_a_finished_trial_gains_the_thresholds_of_other_views_without_training(tmp_path):
     store = open_store(write_disc_store(tmp_path / "s", n_tiles=12, tile_size=64))
     base = ModelConfig(batch_size=2, augment="none", lr=1e-3)
-    first = run_grid(base, {}, store, tmp_path / "grid", tta=None, **FAST).iloc[0]
-    assert "score_thresh_f1@flips" not in first
-    assert set(read_score_thresholds(tmp_path / "grid" / "best.ckpt")) == {
-        "score_thresh_f1", "score_thresh_p70"
+    first = run_grid(base, {}, store, tmp_path / "grid", tta="flips", **FAST).iloc[0]
+    assert "score_thresh_f1@d4" not in first
+    flips = read_score_thresholds(tmp_path / "grid" / "best.ckpt")
+    assert set(flips) == {
+        "score_thresh_f1", "score_thresh_p70", "score_thresh_f1@flips", "score_thresh_p70@flips"
     }  # fmt: skip
     trial_dir = tmp_path / "grid" / "trials" / first["trial"]
     logs = sorted(p.name for p in (trial_dir / "logs").iterdir())
     again = run_grid(base, {}, store, tmp_path / "grid", tta="d4", **FAST).iloc[0]
     assert sorted(p.name for p in (trial_dir / "logs").iterdir()) == logs  # not trained again
     assert again["score_thresh_f1"] == first["score_thresh_f1"] or pd.isna(first["score_thresh_f1"])
-    stored = read_score_thresholds(tmp_path / "grid" / "best.ckpt")
-    assert {"score_thresh_f1@d4", "score_thresh_p70@d4"} <= set(stored)
+    for checkpoint in (tmp_path / "grid" / "best.ckpt", trial_dir / "checkpoints" / "best.ckpt"):
+        stored = read_score_thresholds(checkpoint)
+        assert {"score_thresh_f1@d4", "score_thresh_p70@d4"} <= set(stored)
+        assert {k: stored[k] for k in flips} == flips  # the flips ones kept, unchanged
     saved = pd.read_csv(tmp_path / "grid" / "grid_results.csv")
     thresholds = [c for c in saved.columns if c.startswith("score_thresh_")]
     assert thresholds == [
-        "score_thresh_f1", "score_thresh_f1@d4", "score_thresh_p70", "score_thresh_p70@d4"
+        "score_thresh_f1", "score_thresh_f1@d4", "score_thresh_f1@flips",
+        "score_thresh_p70", "score_thresh_p70@d4", "score_thresh_p70@flips",
     ]  # fmt: skip
-    assert saved.columns.get_loc("score_thresh_p70@d4") < saved.columns.get_loc("best_epoch")
+    assert saved.columns.get_loc("score_thresh_p70@flips") < saved.columns.get_loc("best_epoch")
     summary = (trial_dir / "summary.json").read_text()
-    assert "score_thresh_f1@d4" in summary
+    assert "score_thresh_f1@d4" in summary and "score_thresh_f1@flips" in summary
 
 
 def test_an_unknown_view_mode_fails_before_training(tmp_path):
