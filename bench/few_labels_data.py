@@ -5,10 +5,11 @@ Every case is two folders in the project's data layout, ``train/{images,datasets
 notebook reads ``data/``:
 
 - ``craters-N<n>``: one synthetic crater field with the ``varied`` terrain and another sun angle
-  than the default data set (:mod:`tiling.synthetic.varied`). The test raster is its top
-  ``test_rows`` rows; after a gap of ``GAP`` rows (more than an ejecta blanket), the train raster
-  is the contiguous band of full-width rows that holds the first ``n`` catalogue objects in the
-  diameter range (all of them labelled, as a user who labels one region would).
+  than the default data set (:mod:`tiling.synthetic.varied`), sized for :data:`FIELD_COUNT`
+  objects (or the largest count when more) whatever counts the run asks for. The test raster
+  is its top ``test_rows`` rows; after a gap of ``GAP`` rows (more than an ejecta blanket), the
+  train raster is the contiguous band of full-width rows that holds the first ``n`` catalogue
+  objects in the diameter range (all of them labelled, as a user who labels one region would).
 - ``trees``: the real NEON tiles of ``/work/shared/data`` (MIT licence, ``LICENSE-deepforest``
   beside them): OSBS_029 (GeoTIFF, 61 crowns, CSV boxes) to train, SOAP_061 (PNG, 37 crowns,
   Pascal VOC boxes) to test. Both are 400 x 400 px RGB; the labels (Tree; Alive, Dead) become one
@@ -40,6 +41,10 @@ CRATER_WIDTH = 1536  # px
 CRATER_SEED = 14
 CRATER_SUN = {"sun_azimuth": 200.0, "sun_elevation": 20.0}  # default data set: 315/30, 290/35
 CRATER_DIAMETERS = (8.0, 120.0)  # px, the notebook's min/max_diameter
+#: The crater field is sized for at least this many training objects, whatever the counts of
+#: the run: one field for every run up to it, so that a case's rasters (and so its tile store
+#: and finished trials) do not change with the other counts asked for beside it.
+FIELD_COUNT = 1000
 BOX_COLUMNS = {k: k for k in ("xmin", "ymin", "xmax", "ymax", "label")}
 
 
@@ -73,7 +78,7 @@ def crater_cases(work: Path, counts: list[int], test_rows: int = 768) -> list[Ca
         ConfigError: a count larger than the field can hold.
     """
     field_dir = work / "craters-field"
-    height = _field_height(max(counts), test_rows)
+    height = _field_height(max(*counts, FIELD_COUNT), test_rows)
     catalogue = generate_crater_field(
         field_dir / "field.tif", field_dir / "field.csv", height=height, width=CRATER_WIDTH,
         seed=CRATER_SEED, varied=True, **CRATER_SUN,
