@@ -19,6 +19,7 @@ def test_a_crater_case_does_not_change_with_the_other_counts_of_the_run(tmp_path
             assert [p.name for p in a] == [p.name for p in b] and len(a) == 1
             assert a[0].read_bytes() == b[0].read_bytes(), (split, kind)
     n300 = beside["craters-N300"].root / "train" / "images"
-    assert next(n300.glob("*.tif")).stat().st_size > next(
-        (alone.root / "train" / "images").glob("*.tif")
-    ).stat().st_size  # more labels, a longer band
+    assert (
+        next(n300.glob("*.tif")).stat().st_size
+        > next((alone.root / "train" / "images").glob("*.tif")).stat().st_size
+    )  # more labels, a longer band
