@@ -49,7 +49,9 @@ def batch(seed, b=3, c=4, h=12, w=10, dtype=torch.float32):
 )
 def test_shape_dtype_kept_and_boxes_untouched(pair, seed, bands, dtype):
     transform, _ = pair
-    images, targets = batch(seed, c=bands, dtype=dtype)
+    # 8 samples: a float32 blur is the identity to the last bit when its sigma is under about
+    # 0.17 px (1 draw of U(0, 1.5) in 9); all 8 that small: odds 3e-8 (3 samples: 1e-3, seen).
+    images, targets = batch(seed, b=8, c=bands, dtype=dtype)
     out, new = transform(images, targets, torch.Generator().manual_seed(seed))
     assert out.shape == images.shape and out.dtype == dtype
     assert bool(torch.isfinite(out).all())
