@@ -6,7 +6,11 @@ Cuts a ``--crop`` x ``--crop`` window from the top-left corner of ``--raster`` (
 after the other, and scores each catalogue against the truth with
 ``model.evaluate.evaluate_catalog`` (box IoU >= 0.5). Prints, side by side: seconds and the time
 ratio against ``tta=None`` (same run, same machine load), the number of detections, precision,
-recall and F1 at the score threshold, the best F1 over all thresholds and AP.
+recall and F1 at the score threshold, the best F1 over all thresholds and AP; then precision,
+recall and F1 of the same catalogue cut at the thresholds stored in the checkpoint: ``@1`` at the
+one-pass one (``score_thresh_f1``), ``@own`` at the one chosen with the mode's own views (what
+``predict_raster`` takes by default, :func:`model.inference.predict.choose_score_thresh`), and
+at each ``--at`` threshold (for example the fixed 0.3 of older defaults).
 
 Every mode runs at the same threshold (``--score-thresh``, default 0.05) so that AP compares the
 whole ranking; precision/recall at the threshold are printed too. TTA scores are averages over
@@ -68,10 +72,23 @@ def best_f1(curve: pd.DataFrame) -> float:
     return float(np.nanmax(np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-12), 0.0)))
 
 
+def cut_at(pred: pd.DataFrame, truth: pd.DataFrame, thresh: float, name: str) -> dict[str, object]:
+    """``thr<name>``, ``p<name>``, ``r<name>``, ``f1<name>`` of ``pred`` cut at score ``thresh``."""
+    from model.evaluate import evaluate_catalog
+
+    summary = evaluate_catalog(pred[pred["score"] >= thresh], truth, iou=0.5).summary
+    return {
+        f"thr{name}": thresh,
+        f"p{name}": summary["precision"],
+        f"r{name}": summary["recall"],
+        f"f1{name}": summary["f1"],
+    }
+
+
 def measure(args: argparse.Namespace, raster: Path, truth: pd.DataFrame) -> list[dict[str, object]]:
     """One row per TTA mode: time, detections and the scores of its catalogue."""
     from model.evaluate import evaluate_catalog
-    from model.inference.predict import predict_raster
+    from model.inference.predict import choose_score_thresh, predict_raster
 
     rows = []
     for mode in MODES:
@@ -85,8 +102,14 @@ def measure(args: argparse.Namespace, raster: Path, truth: pd.DataFrame) -> list
             tta=mode,  # type: ignore[arg-type]
         )
         seconds = time.perf_counter() - start
-        result = evaluate_catalog(in_range(pred, args), truth, iou=0.5)
+        pred = in_range(pred, args)
+        result = evaluate_catalog(pred, truth, iou=0.5)
         summary = result.summary
+        one_pass, _ = choose_score_thresh("auto", args.checkpoint, tta=None)
+        own, _ = choose_score_thresh("auto", args.checkpoint, tta=mode)  # type: ignore[arg-type]
+        cuts = {**cut_at(pred, truth, one_pass, "@1"), **cut_at(pred, truth, own, "@own")}
+        for thresh in args.at:
+            cuts.update(cut_at(pred, truth, thresh, f"@{thresh:g}"))
         rows.append(
             {
                 "tta": mode or "none",
@@ -97,6 +120,7 @@ def measure(args: argparse.Namespace, raster: Path, truth: pd.DataFrame) -> list
                 "f1": summary["f1"],
                 "best_f1": best_f1(result.pr_curve),
                 "ap": summary["ap"],
+                **cuts,
             }
         )
     return rows
@@ -118,6 +142,9 @@ def main() -> None:
         "--min-diameter", type=float, default=8.0, help="px; truth and detections (the notebook's)"
     )
     parser.add_argument("--max-diameter", type=float, default=120.0, help="px; the same")
+    parser.add_argument(
+        "--at", type=float, nargs="*", default=[], help="also cut every catalogue at these scores"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     raster, truth = crop(args.raster, args.catalog, args.crop)
